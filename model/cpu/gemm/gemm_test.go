@@ -1,0 +1,244 @@
+package gemm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"llamaembed/weights"
+)
+
+// makeWeight returns an [n, k] weight in dtype with values in [-1, 1), and
+// the exact float32 value of each element (after rounding to the dtype).
+func makeWeight(rng *rand.Rand, dt weights.DType, n, k int) (Weight, []float32) {
+	vals := make([]float32, n*k)
+	data := make([]byte, n*k*dt.Size())
+	for i := range vals {
+		v := float32(rng.Float64()*2 - 1)
+		switch dt {
+		case weights.BF16:
+			h := uint16(math.Float32bits(v) >> 16)
+			binary.LittleEndian.PutUint16(data[2*i:], h)
+			vals[i] = bf16ToFloat32(h)
+		case weights.F16:
+			h := float32ToF16(v)
+			binary.LittleEndian.PutUint16(data[2*i:], h)
+			vals[i] = f16ToFloat32(h)
+		case weights.F32:
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(v))
+			vals[i] = v
+		}
+	}
+	return Weight{DType: dt, Data: data, N: n, K: k}, vals
+}
+
+// float32ToF16 truncates to half precision (normal range only: test values).
+func float32ToF16(v float32) uint16 {
+	b := math.Float32bits(v)
+	sign := uint16(b>>31) << 15
+	exp := int(b>>23&0xff) - 127 + 15
+	if exp <= 0 {
+		return sign
+	}
+	return sign | uint16(exp)<<10 | uint16(b>>13&0x3ff)
+}
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.Float64()*2 - 1)
+	}
+	return s
+}
+
+func poisoned(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(math.NaN())
+	}
+	return s
+}
+
+// closeTo checks got against a float64 reference with a tolerance scaled by
+// the sum of |terms|, which bounds float32 accumulation error.
+func closeTo(t *testing.T, what string, got float32, want, absSum float64) bool {
+	t.Helper()
+	tol := 1e-6*absSum + 1e-7
+	if math.IsNaN(float64(got)) || math.Abs(float64(got)-want) > tol {
+		t.Errorf("%s = %g, want %g (tol %g)", what, got, want, tol)
+		return false
+	}
+	return true
+}
+
+var testSizes = []int{1, 2, 3, 7, 16, 33, 65, 130, 257}
+
+// withKernels runs f once per kernel this machine can execute.
+func withKernels(t *testing.T, f func(t *testing.T)) {
+	saved := active
+	defer func() { active = saved }()
+	for _, k := range availableKernels() {
+		active = k
+		t.Run(k.String(), f)
+	}
+}
+
+func TestLinearMatchesReference(t *testing.T) {
+	withKernels(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
+			for _, m := range []int{1, 3, 16, 33, 130} {
+				for _, n := range testSizes {
+					for _, k := range []int{1, 7, 16, 65, 257, 300} {
+						w, wv := makeWeight(rng, dt, n, k)
+						x := randSlice(rng, m*k)
+						out := poisoned(m*n + 5)
+						Linear(out, x, w, m)
+						bad := 0
+						for i := 0; i < m && bad < 3; i++ {
+							for j := 0; j < n && bad < 3; j++ {
+								var want, abs float64
+								for p := 0; p < k; p++ {
+									v := float64(x[i*k+p]) * float64(wv[j*k+p])
+									want += v
+									abs += math.Abs(v)
+								}
+								if !closeTo(t, fmt.Sprintf("%v m=%d n=%d k=%d out[%d][%d]", dt, m, n, k, i, j), out[i*n+j], want, abs) {
+									bad++
+								}
+							}
+						}
+						for i := m * n; i < len(out); i++ {
+							if !math.IsNaN(float64(out[i])) {
+								t.Fatalf("%v m=%d n=%d k=%d: wrote past out[%d]", dt, m, n, k, m*n)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestSgemmStrided(t *testing.T) {
+	withKernels(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, m := range testSizes {
+			for _, n := range []int{1, 3, 16, 33, 130} {
+				for _, k := range []int{1, 7, 64, 65, 130} {
+					lda, ldb, ldc := k+3, k+5, n+2
+					a := randSlice(rng, (m-1)*lda+k)
+					b := randSlice(rng, (n-1)*ldb+k)
+					c := poisoned((m-1)*ldc + n)
+					SgemmNT(m, n, k, a, lda, b, ldb, c, ldc)
+					checkC(t, fmt.Sprintf("NT m=%d n=%d k=%d", m, n, k), m, n, k, c, ldc, func(i, j, p int) float64 {
+						return float64(a[i*lda+p]) * float64(b[j*ldb+p])
+					})
+
+					ldbNN := n + 7
+					bn := randSlice(rng, (k-1)*ldbNN+n)
+					c = poisoned((m-1)*ldc + n)
+					SgemmNN(m, n, k, a, lda, bn, ldbNN, c, ldc)
+					checkC(t, fmt.Sprintf("NN m=%d n=%d k=%d", m, n, k), m, n, k, c, ldc, func(i, j, p int) float64 {
+						return float64(a[i*lda+p]) * float64(bn[p*ldbNN+j])
+					})
+				}
+			}
+		}
+	})
+}
+
+// checkC compares C against the float64 sum of term(i, j, p) and checks the
+// padding between rows (stride ldc > n) was left as NaN.
+func checkC(t *testing.T, what string, m, n, k int, c []float32, ldc int, term func(i, j, p int) float64) {
+	t.Helper()
+	bad := 0
+	for i := 0; i < m; i++ {
+		for j := 0; j < ldc && i*ldc+j < len(c); j++ {
+			got := c[i*ldc+j]
+			if j >= n {
+				if !math.IsNaN(float64(got)) {
+					t.Fatalf("%s: wrote padding c[%d][%d]", what, i, j)
+				}
+				continue
+			}
+			var want, abs float64
+			for p := 0; p < k; p++ {
+				v := term(i, j, p)
+				want += v
+				abs += math.Abs(v)
+			}
+			if !closeTo(t, fmt.Sprintf("%s c[%d][%d]", what, i, j), got, want, abs) {
+				if bad++; bad > 3 {
+					return
+				}
+			}
+		}
+	}
+}
+
+func TestF16Decode(t *testing.T) {
+	cases := []struct {
+		h    uint16
+		want float32
+	}{
+		{0x3c00, 1}, {0xc000, -2}, {0x0000, 0}, {0x7bff, 65504},
+		{0x0001, float32(math.Ldexp(1, -24))}, {0x0200, float32(math.Ldexp(1, -15))},
+		{0x7c00, float32(math.Inf(1))}, {0xfc00, float32(math.Inf(-1))},
+	}
+	for _, c := range cases {
+		if got := f16ToFloat32(c.h); got != c.want {
+			t.Errorf("f16ToFloat32(%#04x) = %g, want %g", c.h, got, c.want)
+		}
+	}
+	if got := f16ToFloat32(0x7e00); !math.IsNaN(float64(got)) {
+		t.Errorf("f16ToFloat32(0x7e00) = %g, want NaN", got)
+	}
+	if got := math.Float32bits(f16ToFloat32(0x8000)); got != 0x80000000 {
+		t.Errorf("f16ToFloat32(0x8000) bits = %#x, want -0", got)
+	}
+}
+
+func TestWeightCheck(t *testing.T) {
+	cases := []struct {
+		name string
+		w    Weight
+	}{
+		{"short data", Weight{DType: weights.BF16, Data: make([]byte, 10), N: 2, K: 3}},
+		{"bad dtype", Weight{DType: 0, Data: make([]byte, 12), N: 2, K: 3}},
+		{"zero N", Weight{DType: weights.F32, Data: nil, N: 0, K: 3}},
+	}
+	for _, c := range cases {
+		if err := c.w.Check(); err == nil {
+			t.Errorf("%s: Check() = nil, want an error", c.name)
+		}
+	}
+	if err := (Weight{DType: weights.F16, Data: make([]byte, 12), N: 2, K: 3}).Check(); err != nil {
+		t.Errorf("valid weight: %v", err)
+	}
+}
+
+func TestShapeMismatchPanics(t *testing.T) {
+	w := Weight{DType: weights.F32, Data: make([]byte, 4*6), N: 2, K: 3}
+	cases := []struct {
+		name string
+		f    func()
+	}{
+		{"short x", func() { Linear(make([]float32, 4), make([]float32, 5), w, 2) }},
+		{"short out", func() { Linear(make([]float32, 3), make([]float32, 6), w, 2) }},
+		{"NT lda < k", func() { SgemmNT(2, 2, 3, make([]float32, 9), 2, make([]float32, 9), 3, make([]float32, 9), 2) }},
+		{"NN short c", func() { SgemmNN(2, 2, 2, make([]float32, 4), 2, make([]float32, 4), 2, make([]float32, 3), 2) }},
+	}
+	for _, c := range cases {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", c.name)
+				}
+			}()
+			c.f()
+		}()
+	}
+}
