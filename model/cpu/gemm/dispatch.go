@@ -1,6 +1,6 @@
 package gemm
 
-// kernel names the microkernel family in use.
+// kernel names a microkernel family.
 type kernel int
 
 const (
@@ -19,25 +19,30 @@ func (k kernel) String() string {
 	return "portable"
 }
 
-// active is the kernel Linear and the Sgemm functions use; tests switch it to
-// cover every variant on one machine.
-var active = bestKernel()
+// active is the implementation Linear and the Sgemm functions use: the best
+// this CPU runs. Tests switch it to cover every variant on one machine.
+var active = best()
 
-// Kernel names the kernel in use ("avx512", "avx2" or "portable"), for logs.
-func Kernel() string { return active.String() }
+func best() *impl {
+	impls := available()
+	return impls[len(impls)-1]
+}
+
+// Kernel names the microkernel in use ("avx512", "avx2" or "portable").
+func Kernel() string { return active.kind.String() }
+
+// packWeightColumn is the weight-widening loop of packing: assembly where the
+// platform has it.
+var packWeightColumn = packWeightColumnGo
 
 func linear(out, x []float32, w Weight, m int) {
-	linearPortable(out, x, w, m)
+	gemm(active, m, w.N, w.K, x, w.K, weightB{w}, out, w.N, true)
 }
 
 func sgemmNT(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	sgemmNTPortable(m, n, k, a, lda, b, ldb, c, ldc)
+	gemm(active, m, n, k, a, lda, ntB{b, ldb}, c, ldc, false)
 }
 
 func sgemmNN(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	sgemmNNPortable(m, n, k, a, lda, b, ldb, c, ldc)
+	gemm(active, m, n, k, a, lda, nnB{b, ldb}, c, ldc, false)
 }
-
-func bestKernel() kernel { return kernelPortable }
-
-func availableKernels() []kernel { return []kernel{kernelPortable} }

@@ -14,7 +14,6 @@
 package gemm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -142,25 +141,4 @@ func f16ToFloat32(h uint16) float32 {
 		e--
 	}
 	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
-}
-
-// decodeRow widens elements [k0, k0+len(dst)) of weight row j into dst.
-func decodeRow(dst []float32, w Weight, j, k0 int) {
-	switch w.DType {
-	case weights.BF16:
-		src := w.Data[(j*w.K+k0)*2:]
-		for i := range dst {
-			dst[i] = bf16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
-	case weights.F16:
-		src := w.Data[(j*w.K+k0)*2:]
-		for i := range dst {
-			dst[i] = f16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
-	case weights.F32:
-		src := w.Data[(j*w.K+k0)*4:]
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
-	}
 }

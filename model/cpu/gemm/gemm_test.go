@@ -79,9 +79,9 @@ var testSizes = []int{1, 2, 3, 7, 16, 33, 65, 130, 257}
 func withKernels(t *testing.T, f func(t *testing.T)) {
 	saved := active
 	defer func() { active = saved }()
-	for _, k := range availableKernels() {
-		active = k
-		t.Run(k.String(), f)
+	for _, im := range available() {
+		active = im
+		t.Run(im.kind.String(), f)
 	}
 }
 

@@ -1,111 +1,50 @@
 package gemm
 
-import (
-	"runtime"
-	"sync"
-)
+// The portable microkernel: 4×4 tiles in plain Go, for machines without
+// AVX2/FMA (and the reference the assembly kernels are tested beside).
 
-// The portable path: weight rows are widened a block at a time into a pooled
-// buffer and each output is a 4-way unrolled dot product. It is the reference
-// the tuned kernels are tested against and the path on machines without them.
+var portableImpl = &impl{kind: kernelPortable, mr: 4, nr: 4, micro: microPortable}
 
-const portableRows = 16 // weight rows widened per block
-
-var rowPool = sync.Pool{New: func() any { return new([]float32) }}
-
-func linearPortable(out, x []float32, w Weight, m int) {
-	blocks := (w.N + portableRows - 1) / portableRows
-	parallelFor(blocks, 2*m*w.K*portableRows, func(b0, b1 int) {
-		bufp := rowPool.Get().(*[]float32)
-		need := portableRows * w.K
-		if cap(*bufp) < need {
-			*bufp = make([]float32, need)
-		}
-		buf := (*bufp)[:need]
-		for b := b0; b < b1; b++ {
-			j0 := b * portableRows
-			j1 := min(j0+portableRows, w.N)
-			for j := j0; j < j1; j++ {
-				decodeRow(buf[(j-j0)*w.K:(j-j0+1)*w.K], w, j, 0)
-			}
-			for i := 0; i < m; i++ {
-				xi := x[i*w.K : (i+1)*w.K]
-				oi := out[i*w.N : (i+1)*w.N]
-				for j := j0; j < j1; j++ {
-					oi[j] = dot(xi, buf[(j-j0)*w.K:(j-j0+1)*w.K])
-				}
-			}
-		}
-		rowPool.Put(bufp)
-	})
-}
-
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
+func microPortable(kc int, a, b, c []float32, ldc int, accumulate bool) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	a = a[:kc*4]
+	b = b[:kc*4]
+	for kk := 0; kk < kc; kk++ {
+		av := a[kk*4 : kk*4+4 : kk*4+4]
+		bv := b[kk*4 : kk*4+4 : kk*4+4]
+		b0, b1, b2, b3 := bv[0], bv[1], bv[2], bv[3]
+		a0 := av[0]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		a1 := av[1]
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		a2 := av[2]
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		a3 := av[3]
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
 	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-func sgemmNTPortable(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	for i := 0; i < m; i++ {
-		ai := a[i*lda : i*lda+k]
-		for j := 0; j < n; j++ {
-			c[i*ldc+j] = dot(ai, b[j*ldb:j*ldb+k])
+	rows := [4][4]float32{{c00, c01, c02, c03}, {c10, c11, c12, c13}, {c20, c21, c22, c23}, {c30, c31, c32, c33}}
+	for r := range rows {
+		d := c[r*ldc : r*ldc+4 : r*ldc+4]
+		if accumulate {
+			d[0] += rows[r][0]
+			d[1] += rows[r][1]
+			d[2] += rows[r][2]
+			d[3] += rows[r][3]
+		} else {
+			d[0], d[1], d[2], d[3] = rows[r][0], rows[r][1], rows[r][2], rows[r][3]
 		}
 	}
-}
-
-func sgemmNNPortable(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	for i := 0; i < m; i++ {
-		ci := c[i*ldc : i*ldc+n]
-		clear(ci)
-		for p := 0; p < k; p++ {
-			s := a[i*lda+p]
-			bp := b[p*ldb : p*ldb+n]
-			for j := range ci {
-				ci[j] += s * bp[j]
-			}
-		}
-	}
-}
-
-// parallelFor runs body over [0, n) split into contiguous chunks, one per
-// worker, on up to GOMAXPROCS goroutines. costPerItem (flops) keeps small
-// problems on the calling goroutine, where a goroutine start would cost more
-// than it saves.
-func parallelFor(n, costPerItem int, body func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	const minWork = 1 << 18 // flops per goroutine worth starting
-	if byWork := n * costPerItem / minWork; byWork < workers {
-		workers = max(byWork, 1)
-	}
-	workers = min(workers, n)
-	if workers <= 1 {
-		body(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for t := 0; t < workers; t++ {
-		lo, hi := t*n/workers, (t+1)*n/workers
-		if t == workers-1 {
-			body(lo, hi)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body(lo, hi)
-		}()
-	}
-	wg.Wait()
 }

@@ -1,0 +1,6 @@
+//go:build !amd64
+
+package gemm
+
+// available lists the implementations this CPU runs, best last.
+func available() []*impl { return []*impl{portableImpl} }
