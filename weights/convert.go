@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // ParseDType reads a dtype name as safetensors ("BF16"), torch ("bfloat16")
@@ -120,20 +121,39 @@ func Float32ToF16(f float32) uint16 {
 // out-of-range slice).
 func ToFloat32(dst []float32, src []byte, dt DType) {
 	n := len(dst)
+	if n == 0 {
+		return
+	}
 	switch dt {
 	case BF16:
 		src = src[:2*n]
+		if s, ok := asUint16s(src); ok {
+			for i, v := range s {
+				dst[i] = math.Float32frombits(uint32(v) << 16)
+			}
+			return
+		}
 		for i := range dst {
 			dst[i] = math.Float32frombits((uint32(src[2*i]) | uint32(src[2*i+1])<<8) << 16)
 		}
 	case F16:
 		src = src[:2*n]
 		t := f16Table()
+		if s, ok := asUint16s(src); ok {
+			for i, v := range s {
+				dst[i] = t[v]
+			}
+			return
+		}
 		for i := range dst {
 			dst[i] = t[uint16(src[2*i])|uint16(src[2*i+1])<<8]
 		}
 	case F32:
 		src = src[:4*n]
+		if littleEndian && uintptr(unsafe.Pointer(&src[0]))%4 == 0 {
+			copy(dst, unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), n))
+			return
+		}
 		for i := range dst {
 			s := src[4*i : 4*i+4]
 			dst[i] = math.Float32frombits(uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24)
@@ -141,6 +161,23 @@ func ToFloat32(dst []float32, src []byte, dt DType) {
 	default:
 		panic(fmt.Sprintf("weights.ToFloat32: unsupported dtype %v", dt))
 	}
+}
+
+// littleEndian reports whether the host stores integers as the files do,
+// which lets aligned data be read in place rather than byte by byte.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// asUint16s views b as little-endian uint16s when the host and alignment
+// allow it (mapped safetensors data is 8-byte aligned when the header is
+// padded, as Hugging Face pads it).
+func asUint16s(b []byte) ([]uint16, bool) {
+	if !littleEndian || len(b) < 2 || uintptr(unsafe.Pointer(&b[0]))%2 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2), true
 }
 
 // FromFloat32 encodes src into dst as little-endian elements of type dt,
