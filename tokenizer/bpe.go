@@ -1,0 +1,166 @@
+package tokenizer
+
+import "container/heap"
+
+// encodeState is per-goroutine scratch space. It lives in a sync.Pool, whose
+// items are per-P, so its word cache needs no lock.
+type encodeState struct {
+	ids   []int32
+	sym   []symbol
+	queue mergeQueue
+	cache map[string][]int32
+}
+
+// Cache bounds: words up to cacheWordMax bytes, cacheEntries words per state
+// (the cache is dropped when full: cheap, and real text re-fills it fast).
+const (
+	cacheWordMax = 64
+	cacheEntries = 1 << 15
+)
+
+func (t *Tokenizer) getState() *encodeState {
+	if st, ok := t.scratch.Get().(*encodeState); ok {
+		return st
+	}
+	return &encodeState{cache: make(map[string][]int32, 1024)}
+}
+
+// encodeWord appends the BPE ids of one pre-token piece.
+func (t *Tokenizer) encodeWord(st *encodeState, out []int32, w string) []int32 {
+	if len(w) == 1 {
+		return append(out, t.byteID[w[0]])
+	}
+	if t.ignoreMerges {
+		if id, ok := t.vocab.getString(w); ok {
+			return append(out, id)
+		}
+	}
+	if len(w) <= cacheWordMax {
+		if ids, ok := st.cache[w]; ok {
+			return append(out, ids...)
+		}
+	}
+	start := len(out)
+	if len(w) <= 48 {
+		out = t.mergeSmall(st, out, w)
+	} else {
+		out = t.mergeLarge(st, out, w)
+	}
+	if len(w) <= cacheWordMax {
+		if len(st.cache) >= cacheEntries {
+			clear(st.cache)
+		}
+		st.cache[w] = append([]int32(nil), out[start:]...)
+	}
+	return out
+}
+
+// mergeSmall applies merges by repeatedly merging the lowest-ranked adjacent
+// pair (leftmost on ties). Quadratic, and the fastest for short words.
+func (t *Tokenizer) mergeSmall(st *encodeState, out []int32, w string) []int32 {
+	ids := st.ids[:0]
+	for i := 0; i < len(w); i++ {
+		ids = append(ids, t.byteID[w[i]])
+	}
+	for len(ids) > 1 {
+		best, bestRank, bestID := -1, int32(1<<31-1), int32(0)
+		for i := 0; i+1 < len(ids); i++ {
+			if r, m, ok := t.merges.get(ids[i], ids[i+1]); ok && r < bestRank {
+				best, bestRank, bestID = i, r, m
+			}
+		}
+		if best < 0 {
+			break
+		}
+		ids[best] = bestID
+		ids = append(ids[:best+1], ids[best+2:]...)
+	}
+	st.ids = ids
+	return append(out, ids...)
+}
+
+// symbol is a node of the doubly linked list of a long word's tokens.
+type symbol struct {
+	id         int32
+	prev, next int32 // indexes in sym, -1 at the ends
+	gone       bool
+}
+
+// mergeCand is a possible merge of sym[pos] with its successor.
+type mergeCand struct {
+	rank, pos   int32
+	left, right int32 // the ids it was computed for, to detect stale entries
+	merged      int32
+}
+
+type mergeQueue []mergeCand
+
+func (q mergeQueue) Len() int { return len(q) }
+func (q mergeQueue) Less(i, j int) bool {
+	if q[i].rank != q[j].rank {
+		return q[i].rank < q[j].rank
+	}
+	return q[i].pos < q[j].pos
+}
+func (q mergeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *mergeQueue) Push(x any)   { *q = append(*q, x.(mergeCand)) }
+func (q *mergeQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}
+
+// mergeLarge is the same merge order as mergeSmall in O(n log n): a priority
+// queue of candidate merges ordered by (rank, position) over a linked list.
+// Positions are the index of the left symbol, which never moves, so the
+// order matches leftmost-first on equal ranks.
+func (t *Tokenizer) mergeLarge(st *encodeState, out []int32, w string) []int32 {
+	sym := st.sym[:0]
+	for i := 0; i < len(w); i++ {
+		sym = append(sym, symbol{id: t.byteID[w[i]], prev: int32(i - 1), next: int32(i + 1)})
+	}
+	sym[len(sym)-1].next = -1
+	q := st.queue[:0]
+	push := func(pos int32) {
+		nx := sym[pos].next
+		if nx < 0 {
+			return
+		}
+		if r, m, ok := t.merges.get(sym[pos].id, sym[nx].id); ok {
+			heap.Push(&q, mergeCand{rank: r, pos: pos, left: sym[pos].id, right: sym[nx].id, merged: m})
+		}
+	}
+	for i := range sym {
+		if i+1 < len(sym) {
+			if r, m, ok := t.merges.get(sym[i].id, sym[i+1].id); ok {
+				q = append(q, mergeCand{rank: r, pos: int32(i), left: sym[i].id, right: sym[i+1].id, merged: m})
+			}
+		}
+	}
+	heap.Init(&q)
+	for q.Len() > 0 {
+		c := heap.Pop(&q).(mergeCand)
+		s := &sym[c.pos]
+		if s.gone || s.id != c.left || s.next < 0 || sym[s.next].id != c.right {
+			continue // stale: one side has merged since this was queued
+		}
+		nx := s.next
+		s.id = c.merged
+		sym[nx].gone = true
+		s.next = sym[nx].next
+		if s.next >= 0 {
+			sym[s.next].prev = c.pos
+		}
+		if s.prev >= 0 {
+			push(s.prev)
+		}
+		push(c.pos)
+	}
+	for i := int32(0); i >= 0; i = sym[i].next {
+		out = append(out, sym[i].id)
+	}
+	st.sym = sym
+	st.queue = q[:0]
+	return out
+}
