@@ -16,10 +16,10 @@ import (
 
 // Character classes of a rune, as the regex sees them.
 const (
-	classLetter = 1 << iota // \p{L}
-	classNumber             // \p{N}
-	classSpace              // \s (Unicode White_Space)
-	classNewline            // \r or \n
+	classLetter  = 1 << iota // \p{L}
+	classNumber              // \p{N}
+	classSpace               // \s (Unicode White_Space)
+	classNewline             // \r or \n
 )
 
 var asciiClass [128]uint8

@@ -21,7 +21,7 @@ import (
 // Tokenizer is a loaded Llama 3 tokenizer. Use Load or LoadDir.
 type Tokenizer struct {
 	vocab        *vocabTable // raw bytes of a token -> id (model vocab only)
-	byteID       [256]int32       // id of each single byte
+	byteID       [256]int32  // id of each single byte
 	merges       pairTable
 	ignoreMerges bool
 
