@@ -25,6 +25,7 @@ const (
 // vector. It is safe for concurrent use; the backend sees one call at a time.
 type Encoder struct {
 	cfg  *weights.Config
+	dir  string
 	opts Options
 
 	mu      sync.Mutex // serialises backend calls
@@ -53,7 +54,7 @@ func NewEncoder(w *weights.Model, device string, opts Options) (*Encoder, error)
 	}
 	slog.Info("encoder ready", "device", b.Device(), "layers", cfg.NumHiddenLayers, "hidden", cfg.HiddenSize,
 		"max_batch_tokens", opts.MaxBatchTokens, "max_seq_len", opts.MaxSeqLen)
-	return &Encoder{cfg: cfg, opts: opts, backend: b}, nil
+	return &Encoder{cfg: cfg, dir: w.Dir, opts: opts, backend: b}, nil
 }
 
 // Load resolves spec (a checkpoint directory or a hub id "org/name[@rev]"),
@@ -130,6 +131,10 @@ func newBackend(w *weights.Model, device string, opts Options) (Backend, error) 
 
 // Config is the model's configuration.
 func (e *Encoder) Config() *weights.Config { return e.cfg }
+
+// Dir is the checkpoint directory the weights came from (a hub snapshot
+// when Load was given a hub id): where the tokenizer files are.
+func (e *Encoder) Dir() string { return e.dir }
 
 // Options are the limits the encoder runs with, defaults filled in.
 func (e *Encoder) Options() Options { return e.opts }
