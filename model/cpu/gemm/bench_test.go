@@ -1,0 +1,54 @@
+package gemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"llamaembed/weights"
+)
+
+var (
+	peakOnce sync.Once
+	peak     Peak
+)
+
+// BenchmarkLinear runs the projections of nemotron-1b (fused qkv, o, fused
+// gate/up, down) at 256 and 1024 tokens and reports GFLOP/s and the share of
+// the machine's peak (see MeasurePeak for how the clock is measured).
+//
+//	go test -run '^$' -bench Linear -benchtime 3x ./model/cpu/gemm
+func BenchmarkLinear(b *testing.B) {
+	peakOnce.Do(func() {
+		peak = MeasurePeak()
+		fmt.Printf("peak: %.2f GHz x %d cores x %d flops/cycle = %.0f GFLOP/s; register-only FMA loop measured %.0f GFLOP/s; kernel %s\n",
+			peak.GHz, peak.Cores, peak.FlopsPerCycle, peak.GFLOPS, peak.MeasuredGFLOPS, Kernel())
+	})
+	shapes := []struct {
+		name string
+		n, k int
+	}{
+		{"qkv", 3072, 2048}, {"o", 2048, 2048}, {"gateup", 16384, 2048}, {"down", 2048, 8192},
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, dt := range []weights.DType{weights.BF16, weights.F32} {
+		for _, sh := range shapes {
+			w, _ := makeWeight(rng, dt, sh.n, sh.k)
+			for _, m := range []int{256, 1024} {
+				x := randSlice(rng, m*sh.k)
+				out := make([]float32, m*sh.n)
+				b.Run(fmt.Sprintf("%v/%s/M=%d/N=%d/K=%d", dt, sh.name, m, sh.n, sh.k), func(b *testing.B) {
+					for b.Loop() {
+						Linear(out, x, w, m)
+					}
+					gflops := 2 * float64(m) * float64(sh.n) * float64(sh.k) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+					b.ReportMetric(gflops, "GFLOP/s")
+					if peak.GFLOPS > 0 {
+						b.ReportMetric(100*gflops/peak.GFLOPS, "%peak")
+					}
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,59 @@
+#include "textflag.h"
+
+// func clockChain(n int)
+// n iterations of 8 dependent 512-bit integer adds (latency 1 cycle each),
+// so it takes 8n core cycles at the frequency the core runs AVX-512 at.
+TEXT ·clockChain(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+clock_loop:
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VPADDD Z1, Z0, Z0
+	DECQ CX
+	JNZ clock_loop
+	VZEROUPPER
+	RET
+
+// func fmaThroughput(n int)
+// n iterations of 24 independent 512-bit FMAs: 24×16×2 flops each, with no
+// memory traffic, to measure what the FMA ports deliver.
+TEXT ·fmaThroughput(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+fma_loop:
+	VFMADD231PS Z24, Z25, Z0
+	VFMADD231PS Z24, Z25, Z1
+	VFMADD231PS Z24, Z25, Z2
+	VFMADD231PS Z24, Z25, Z3
+	VFMADD231PS Z24, Z25, Z4
+	VFMADD231PS Z24, Z25, Z5
+	VFMADD231PS Z24, Z25, Z6
+	VFMADD231PS Z24, Z25, Z7
+	VFMADD231PS Z24, Z25, Z8
+	VFMADD231PS Z24, Z25, Z9
+	VFMADD231PS Z24, Z25, Z10
+	VFMADD231PS Z24, Z25, Z11
+	VFMADD231PS Z24, Z25, Z12
+	VFMADD231PS Z24, Z25, Z13
+	VFMADD231PS Z24, Z25, Z14
+	VFMADD231PS Z24, Z25, Z15
+	VFMADD231PS Z24, Z25, Z16
+	VFMADD231PS Z24, Z25, Z17
+	VFMADD231PS Z24, Z25, Z18
+	VFMADD231PS Z24, Z25, Z19
+	VFMADD231PS Z24, Z25, Z20
+	VFMADD231PS Z24, Z25, Z21
+	VFMADD231PS Z24, Z25, Z22
+	VFMADD231PS Z24, Z25, Z23
+	DECQ CX
+	JNZ fma_loop
+	VZEROUPPER
+	RET
