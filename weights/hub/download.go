@@ -127,7 +127,7 @@ func (c *client) download(ctx context.Context, ref Ref, repoDir string) (string,
 		}
 	}
 	pinned := Ref{ID: ref.ID, Revision: commit}
-	if err := c.fetch(ctx, repoDir, configFile, meta); err != nil {
+	if err := c.fetch(ctx, repoDir, commit, configFile, meta); err != nil {
 		return "", err
 	}
 	for _, f := range optionalFiles {
@@ -141,14 +141,14 @@ func (c *client) download(ctx context.Context, ref Ref, repoDir string) (string,
 		if err != nil {
 			return "", err
 		}
-		if err := c.fetch(ctx, repoDir, f, meta); err != nil {
+		if err := c.fetch(ctx, repoDir, commit, f, meta); err != nil {
 			return "", err
 		}
 	}
 
 	meta, err = c.head(ctx, pinned, weightFile)
 	if err == nil {
-		err = c.fetch(ctx, repoDir, weightFile, meta)
+		err = c.fetch(ctx, repoDir, commit, weightFile, meta)
 	} else if errors.Is(err, errEntryNotFound) {
 		err = c.fetchSharded(ctx, repoDir, pinned)
 	}
@@ -169,7 +169,7 @@ func (c *client) fetchSharded(ctx context.Context, repoDir string, ref Ref) erro
 	if meta.size > maxIndexSize {
 		return fmt.Errorf("%s: %s is %d bytes, more than the %d a safetensors index may have", ref, indexFile, meta.size, maxIndexSize)
 	}
-	if err := c.fetch(ctx, repoDir, indexFile, meta); err != nil {
+	if err := c.fetch(ctx, repoDir, ref.Revision, indexFile, meta); err != nil {
 		return err
 	}
 	shards, err := readShards(filepath.Join(repoDir, "snapshots", ref.Revision, indexFile))
@@ -184,7 +184,7 @@ func (c *client) fetchSharded(ctx context.Context, repoDir string, ref Ref) erro
 		if err != nil {
 			return err
 		}
-		if err := c.fetch(ctx, repoDir, s, meta); err != nil {
+		if err := c.fetch(ctx, repoDir, ref.Revision, s, meta); err != nil {
 			return err
 		}
 	}
@@ -361,14 +361,15 @@ func (e *permanentError) Error() string { return e.err.Error() }
 
 // fetch makes snapshots/<commit>/<file> point at a complete blob,
 // downloading the blob unless the cache already has it at the right size.
-func (c *client) fetch(ctx context.Context, repoDir, file string, m fileMeta) error {
+// commit is the one pinned by the first HEAD, not each answer's own.
+func (c *client) fetch(ctx context.Context, repoDir, commit, file string, m fileMeta) error {
 	blob := filepath.Join(repoDir, "blobs", m.etag)
 	if fi, err := os.Stat(blob); err != nil || (m.size >= 0 && fi.Size() != m.size) {
 		if err := c.downloadBlob(ctx, blob, m); err != nil {
 			return fmt.Errorf("download %s: %w", file, err)
 		}
 	}
-	return link(repoDir, m.commit, file, m.etag)
+	return link(repoDir, commit, file, m.etag)
 }
 
 // downloadBlob streams m into blob via blob.incomplete, resuming from what

@@ -26,6 +26,7 @@ type fakeHub struct {
 	cdnAuth     []string          // Authorization headers the CDN saw
 	hubAuth     []string          // Authorization headers the hub saw
 	dropAfter   map[string]int    // sha256 -> drop the connection after N body bytes, once
+	stallAfter  map[string]int    // sha256 -> send N body bytes then nothing until the client hangs up, once
 	ignoreRange bool              // the CDN answers 200 with the whole file to Range requests
 	failHeads   int               // answer this many HEADs with 503 first
 }
@@ -44,7 +45,7 @@ type fakeFile struct {
 
 func newFakeHub(t *testing.T) *fakeHub {
 	t.Helper()
-	h := &fakeHub{repos: map[string]*fakeRepo{}, blobs: map[string][]byte{}, dropAfter: map[string]int{}}
+	h := &fakeHub{repos: map[string]*fakeRepo{}, blobs: map[string][]byte{}, dropAfter: map[string]int{}, stallAfter: map[string]int{}}
 	h.hub = httptest.NewServer(http.HandlerFunc(h.serveHub))
 	h.cdn = httptest.NewServer(http.HandlerFunc(h.serveCDN))
 	t.Cleanup(h.hub.Close)
@@ -177,6 +178,8 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	data, ok := h.blobs[sum]
 	drop := h.dropAfter[sum]
 	delete(h.dropAfter, sum)
+	stall := h.stallAfter[sum]
+	delete(h.stallAfter, sum)
 	ignoreRange := h.ignoreRange
 	h.mu.Unlock()
 	if !ok {
@@ -197,6 +200,14 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 		status, start = http.StatusPartialContent, n
 	}
 	body := data[start:]
+	if stall > 0 {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		w.Write(body[:stall])
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done() // the client gave up on us
+		return
+	}
 	if drop > 0 {
 		// Announce the whole body, send drop bytes, then cut the TCP
 		// connection, as a network failure would.

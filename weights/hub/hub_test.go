@@ -612,3 +612,57 @@ func TestResolveProgress(t *testing.T) {
 		t.Errorf("progress output does not end its line: %q", s)
 	}
 }
+
+// A GET on the hub that redirects to the CDN (another port on the same
+// host, which Go's own redirect policy would treat as the same site) must
+// not carry the token there.
+func TestRedirectDropsTokenOnOtherHost(t *testing.T) {
+	testEnv(t)
+	h := newFakeHub(t)
+	h.addRepo("acme/embed", modelFiles())
+	c := newClient(Options{Endpoint: h.hub.URL, Token: "tok"})
+	u, err := c.resolveURL(Ref{"acme/embed", "main"}, "model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := c.newRequest(context.Background(), "GET", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(h.requests("CDN GET")) != 1 {
+		t.Fatalf("status %d, CDN requests %v: the redirect was not followed", resp.StatusCode, h.requests("CDN GET"))
+	}
+	if h.hubAuth[0] != "Bearer tok" || h.cdnAuth[0] != "" {
+		t.Errorf("hub saw %q, CDN saw %q; want the token on the hub only", h.hubAuth[0], h.cdnAuth[0])
+	}
+}
+
+// A connection that stops delivering bytes without closing is abandoned
+// after idleTimeout and the download resumes on a new one.
+func TestResolveStalledConnectionResumes(t *testing.T) {
+	testEnv(t)
+	old := idleTimeout
+	idleTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { idleTimeout = old })
+	h := newFakeHub(t)
+	files := modelFiles()
+	h.addRepo("acme/embed", files)
+	h.stallAfter[sha256hex(files["model.safetensors"])] = 50_000
+
+	dir, err := Resolve(context.Background(), "acme/embed", Options{Endpoint: h.hub.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSnapshot(t, dir, map[string][]byte{"model.safetensors": files["model.safetensors"]})
+	gets := h.requests("CDN GET")
+	// The resume point is 50000 unless a loaded machine paused a Read
+	// mid-transfer for longer than the shortened idleTimeout.
+	if len(gets) < 2 || !strings.Contains(gets[len(gets)-1], "range=bytes=") {
+		t.Errorf("CDN GETs %v, want a stalled one then a resume with Range", gets)
+	}
+}
