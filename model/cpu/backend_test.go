@@ -1,0 +1,154 @@
+package cpu
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"llamaembed/model"
+	"llamaembed/weights"
+	"llamaembed/weights/fixture"
+)
+
+// mediumBackend is a one-layer model wide enough that the GEMM kernels use
+// several row and column tiles and threads, unlike tiny-llama-a.
+func mediumBackend(t *testing.T) *Backend {
+	t.Helper()
+	dir := t.TempDir()
+	opts := fixture.Tiny()
+	opts.Hidden, opts.Layers, opts.Heads, opts.KVHeads, opts.HeadDim, opts.Inter, opts.Vocab = 256, 1, 8, 2, 32, 704, 2048
+	if err := fixture.Write(dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	w, err := weights.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	b, err := New(w, "cpu", model.Options{MaxBatchTokens: 4096, MaxSeqLen: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.(*Backend)
+}
+
+func seqOf(n, seed int) []int32 {
+	s := make([]int32, n)
+	for i := range s {
+		s[i] = int32((seed*7919 + i*104729) % 2048)
+	}
+	return s
+}
+
+// Forward's result for a sequence is bitwise the same alone, packed with
+// others in any order, and after the workspace has grown and shrunk.
+func TestForwardBatchInvariance(t *testing.T) {
+	b := mediumBackend(t)
+	ctx := context.Background()
+	lengths := []int{1, 3, 17, 64, 65, 200, 333}
+	var seqs [][]int32
+	for i, n := range lengths {
+		seqs = append(seqs, seqOf(n, i))
+	}
+	alone := make([][]float32, len(seqs))
+	for i, s := range seqs {
+		out, err := b.Forward(ctx, model.Pack([][]int32{s}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[i] = out[0]
+	}
+	for _, order := range [][]int{
+		{0, 1, 2, 3, 4, 5, 6},
+		{6, 5, 4, 3, 2, 1, 0},
+		{3, 0, 6, 0, 2, 5, 5, 1, 4},
+		{2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
+	} {
+		batch := make([][]int32, len(order))
+		for k, i := range order {
+			batch[k] = seqs[i]
+		}
+		out, err := b.Forward(ctx, model.Pack(batch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, i := range order {
+			if !slices.Equal(out[k], alone[i]) {
+				t.Errorf("order %v: sequence %d (length %d) at position %d differs from it alone", order, i, lengths[i], k)
+			}
+		}
+	}
+	// After big batches, a small one still gives the same answer.
+	out, err := b.Forward(ctx, model.Pack([][]int32{seqs[1]}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out[0], alone[1]) {
+		t.Error("a batch after larger ones differs")
+	}
+}
+
+// Once the workspace has grown, a call allocates only small things (tensor
+// headers, result vectors), never activation-sized buffers.
+func TestForwardReusesWorkspace(t *testing.T) {
+	b := mediumBackend(t)
+	batch := model.Pack([][]int32{seqOf(100, 1), seqOf(50, 2)})
+	if _, err := b.Forward(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := b.Forward(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const calls = 5
+	for range calls {
+		if _, err := b.Forward(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perCall := (after.TotalAlloc - before.TotalAlloc) / calls
+	t.Logf("per Forward: %.0f allocations, %d bytes", allocs, perCall)
+	// One MLP activation of this batch is 150 tokens × 704 floats = 422 KB;
+	// a call must allocate far less than one activation.
+	if perCall > 100<<10 {
+		t.Errorf("Forward allocates %d bytes per call, want < 100 KiB", perCall)
+	}
+}
+
+func TestForwardErrors(t *testing.T) {
+	b := mediumBackend(t)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name  string
+		ctx   context.Context
+		batch model.Batch
+		want  string
+	}{
+		{"cu does not span", context.Background(), model.Batch{Tokens: []int32{1, 2}, CuSeqlens: []int32{0, 1}}, "do not span"},
+		{"no cu", context.Background(), model.Batch{Tokens: []int32{1}}, "do not span"},
+		{"empty sequence", context.Background(), model.Batch{Tokens: []int32{1}, CuSeqlens: []int32{0, 0, 1}}, "sequence 0 is empty"},
+		{"token out of range", context.Background(), model.Pack([][]int32{{1, 2048}}), "token 1: id 2048 out of range [0, 2048)"},
+		{"too long", context.Background(), model.Pack([][]int32{make([]int32, 4097)}), "4097 tokens, more than max seq len 4096"},
+		{"cancelled", cancelled, model.Pack([][]int32{{1}}), "context canceled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := b.Forward(c.ctx, c.batch)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+			if out != nil {
+				t.Error("output with an error")
+			}
+		})
+	}
+	if _, err := New(nil, "cuda", model.Options{}); err == nil || !strings.Contains(err.Error(), `want "cpu"`) {
+		t.Errorf("New on cuda: %v", err)
+	}
+}
