@@ -215,7 +215,7 @@ func (c *client) head(ctx context.Context, ref Ref, file string) (fileMeta, erro
 		err := retry(ctx, func() (bool, error) {
 			req, err := c.newRequest(ctx, http.MethodHead, u)
 			if err != nil {
-				return false, err
+				return false, &permanentError{err}
 			}
 			resp, err = c.http.Do(req)
 			if err != nil {
