@@ -29,6 +29,7 @@ type fakeHub struct {
 	stallAfter  map[string]int    // sha256 -> send N body bytes then nothing until the client hangs up, once
 	ignoreRange bool              // the CDN answers 200 with the whole file to Range requests
 	failHeads   int               // answer this many HEADs with 503 first
+	renamed     map[string]string // old repo id -> new one, answered with a relative 307
 }
 
 type fakeRepo struct {
@@ -128,8 +129,13 @@ func (h *fakeHub) serveHub(w http.ResponseWriter, r *http.Request) {
 	}
 	id, rev, file := parts[0]+"/"+parts[1], parts[3], parts[4]
 	h.mu.Lock()
-	repo := h.repos[id]
+	repo, newID := h.repos[id], h.renamed[id]
 	h.mu.Unlock()
+	if newID != "" {
+		w.Header().Set("Location", "/"+newID+"/resolve/"+rev+"/"+file)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return
+	}
 	if repo == nil {
 		hubError(w, http.StatusNotFound, "RepoNotFound", "Repository Not Found for url")
 		return

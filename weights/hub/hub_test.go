@@ -666,3 +666,24 @@ func TestResolveStalledConnectionResumes(t *testing.T) {
 		t.Errorf("CDN GETs %v, want a stalled one then a resume with Range", gets)
 	}
 }
+
+// A renamed repo answers with a relative redirect to its new name, which
+// HEAD follows (the cache keeps the name the user asked for, as Python does).
+func TestResolveFollowsRenamedRepo(t *testing.T) {
+	cache := testEnv(t)
+	h := newFakeHub(t)
+	files := modelFiles()
+	h.addRepo("acme/embed-v2", files)
+	h.renamed = map[string]string{"acme/embed": "acme/embed-v2"}
+	dir, err := Resolve(context.Background(), "acme/embed", Options{Endpoint: h.hub.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(dir, filepath.Join(cache, "models--acme--embed", "snapshots")) {
+		t.Errorf("dir = %s, want it under models--acme--embed", dir)
+	}
+	checkSnapshot(t, dir, map[string][]byte{"config.json": files["config.json"], "model.safetensors": files["model.safetensors"]})
+	if len(h.requests("HEAD /acme/embed-v2/")) == 0 {
+		t.Error("the redirect to the new name was not followed")
+	}
+}
