@@ -16,7 +16,7 @@
 // Environment, as in huggingface_hub: HF_HOME (default
 // $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface), HF_HUB_CACHE (default
 // $HF_HOME/hub), HF_ENDPOINT, HF_TOKEN (else the token file written by
-// `huggingface-cli login`) and HF_HUB_OFFLINE. Options override all of them.
+// `huggingface-cli login`) and HF_HUB_OFFLINE. Options fields that are set take precedence.
 package hub
 
 import (
