@@ -61,7 +61,7 @@ type headerEntry struct {
 // safetensorsDTypes are the element types a safetensors header may name and
 // their sizes; only BF16, F16 and F32 are loadable.
 var safetensorsDTypes = map[string]uint64{
-	"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+	"BOOL": 1, "U8": 1, "I8": 1,
 	"I16": 2, "U16": 2, "F16": 2, "BF16": 2,
 	"I32": 4, "U32": 4, "F32": 4,
 	"I64": 8, "U64": 8, "F64": 8,
