@@ -30,6 +30,7 @@ type workspace struct {
 	gate    []float32
 	up      []float32
 
+	pos    []int32     // each token's position in its sequence
 	scores [][]float32 // one attention score buffer per worker
 	items  []attnItem
 }
@@ -114,6 +115,14 @@ func (b *Backend) Forward(ctx context.Context, batch model.Batch) ([][]float32, 
 	a := b.activations(T, maxLen)
 	b.rope.ensure(maxLen)
 	eps := b.cfg.RMSNormEps
+	// Every sequence has positions 0..n-1.
+	pos := b.ws.pos[:0]
+	for s := 0; s+1 < len(cu); s++ {
+		for p := range cu[s+1] - cu[s] {
+			pos = append(pos, p)
+		}
+	}
+	b.ws.pos = pos
 
 	b.embedTokens(a.x, batch.Tokens)
 	for i := range b.layers {
@@ -127,8 +136,8 @@ func (b *Backend) Forward(ctx context.Context, batch model.Batch) ([][]float32, 
 		linear(a.q, a.xn, l.q)
 		linear(a.k, a.xn, l.k)
 		linear(a.v, a.xn, l.v)
-		b.applyRope(a.q, cu)
-		b.applyRope(a.k, cu)
+		b.applyRope(a.q, pos)
+		b.applyRope(a.k, pos)
 		b.attention(a.attn, a.q, a.k, a.v, cu)
 		linear(a.tmp, a.attn, l.o)
 		addInto(a.x.Float32s(), a.tmp.Float32s())
@@ -157,15 +166,13 @@ func (b *Backend) embedTokens(x *tensor.Dense, tokens []int32) {
 }
 
 // applyRope rotates every head of every token row of x at the token's
-// position within its own sequence.
-func (b *Backend) applyRope(x *tensor.Dense, cu []int32) {
+// position within its own sequence (pos[t]).
+func (b *Backend) applyRope(x *tensor.Dense, pos []int32) {
 	width := x.Shape()[1]
 	xs := x.Float32s()
-	parallelFor(len(cu)-1, func(lo, hi int) {
-		for s := lo; s < hi; s++ {
-			for t := cu[s]; t < cu[s+1]; t++ {
-				b.rope.apply(xs[int(t)*width:int(t+1)*width], int(t-cu[s]))
-			}
+	parallelFor(len(pos), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			b.rope.apply(xs[t*width:(t+1)*width], int(pos[t]))
 		}
 	})
 }
