@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# CPU throughput of llamaembed against batched float32 PyTorch on the same
+# fixture model (nemotron-1b width, a few layers), run back to back on this
+# machine, with the ratio of tokens/s per shape.
+#
+#   bash bench/cpu/run.sh                 # 4 layers, shapes 2x128 and 8x128, 3 rounds
+#   LAYERS=2 SHAPES="2x128" ROUNDS=1 ITERS=3 bash bench/cpu/run.sh
+#
+# Environment: WORK (scratch dir, default /tmp/llamaembed-bench-cpu), LAYERS,
+# SHAPES (BxL list), ROUNDS (alternating llamaembed/torch runs per shape; the
+# best tokens/s of each side is compared), ITERS, THREADS (default: nproc).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+WORK=${WORK:-/tmp/llamaembed-bench-cpu}
+LAYERS=${LAYERS:-4}
+SHAPES=${SHAPES:-"2x128 8x128"}
+ROUNDS=${ROUNDS:-3}
+ITERS=${ITERS:-5}
+THREADS=${THREADS:-$(nproc)}
+PY=/usr/bin/python3 # Debian's interpreter, where python3-torch installs
+mkdir -p "$WORK"
+
+# (a) PyTorch (Debian's python3-torch) and OpenBLAS, without which torch's
+# generic BLAS resolves to the reference implementation.
+if ! "$PY" -c 'import torch' 2>/dev/null || ! dpkg -s libopenblas0 >/dev/null 2>&1; then
+	echo "== installing python3-torch and libopenblas0" >&2
+	apt-get update
+	apt-cache policy python3-torch
+	DEBIAN_FRONTEND=noninteractive apt-get install -y python3-torch libopenblas0
+fi
+
+# (b) llamaembed
+BIN="$WORK/llamaembed"
+go build -o "$BIN" ./cmd/llamaembed
+
+# (c) the fixture: nemotron-1b shapes, LAYERS layers, BF16 as the real checkpoint.
+MODEL="$WORK/nemotron-1b-L$LAYERS"
+if [ ! -f "$MODEL/config.json" ]; then
+	"$BIN" mkmodel --preset nemotron-1b --layers "$LAYERS" "$MODEL" >&2
+fi
+
+# Both implementations compute the same embeddings: a parity check first, so
+# the race below is between equal programs.
+printf '{"ids":[128000,9906,1917,11,420,374,264,1296,13]}\n{"ids":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}\n' >"$WORK/ids.jsonl"
+"$BIN" embed --model "$MODEL" --device cpu <"$WORK/ids.jsonl" >"$WORK/go.jsonl" 2>/dev/null
+"$PY" bench/cpu/torch_bench.py embed "$MODEL" --threads "$THREADS" <"$WORK/ids.jsonl" >"$WORK/torch.jsonl"
+"$PY" - "$WORK/go.jsonl" "$WORK/torch.jsonl" <<'PYEOF'
+import json, sys
+a = [json.loads(l)["embedding"] for l in open(sys.argv[1])]
+b = [json.loads(l)["embedding"] for l in open(sys.argv[2])]
+d = max(abs(x - y) for u, v in zip(a, b) for x, y in zip(u, v))
+print(f"parity: max |llamaembed - torch| over {len(a)} embeddings = {d:.2e}", file=sys.stderr)
+sys.exit(0 if len(a) == len(b) and d < 1e-4 else 1)
+PYEOF
+
+# (d, e) alternate the two, ROUNDS times per shape.
+echo "load before: $(uptime)" >&2
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+for shape in $SHAPES; do
+	B=${shape%x*}
+	L=${shape#*x}
+	for r in $(seq "$ROUNDS"); do
+		GOMAXPROCS=$THREADS "$BIN" bench --model "$MODEL" --device cpu --batch "$B" --seq "$L" --iters "$ITERS" 2>/dev/null |
+			sed 's/^{/{"impl":"llamaembed","round":'"$r"',/' | tee -a "$RESULTS" >&2
+		"$PY" bench/cpu/torch_bench.py bench "$MODEL" --batch "$B" --seq "$L" --iters "$ITERS" --threads "$THREADS" |
+			sed 's/^{/{"impl":"torch","round":'"$r"',/' | tee -a "$RESULTS" >&2
+	done
+done
+echo "load after: $(uptime)" >&2
+
+# (f) the table: best tokens/s of each side per shape.
+"$PY" - "$RESULTS" "$LAYERS" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"nemotron-1b width, {sys.argv[2]} layers, BF16 checkpoint; best of {max(r['round'] for r in rows)} rounds")
+print(f"{'batch x seq':>12} {'llamaembed tok/s':>17} {'torch f32 tok/s':>16} {'ratio':>6} {'go p50 ms':>10} {'torch p50 ms':>13} {'go RSS MiB':>11} {'torch RSS MiB':>14}")
+ok = True
+for shape in dict.fromkeys((r["batch"], r["seq"]) for r in rows):
+    g = max((r for r in rows if r["impl"] == "llamaembed" and (r["batch"], r["seq"]) == shape), key=lambda r: r["tokens_per_s"])
+    t = max((r for r in rows if r["impl"] == "torch" and (r["batch"], r["seq"]) == shape), key=lambda r: r["tokens_per_s"])
+    ratio = g["tokens_per_s"] / t["tokens_per_s"]
+    ok &= ratio >= 1.2
+    print(f"{'%dx%d' % shape:>12} {g['tokens_per_s']:17.1f} {t['tokens_per_s']:16.1f} {ratio:6.2f} {g['latency_p50_ms']:10.1f} {t['latency_p50_ms']:13.1f} {g['peak_rss_mib']:11.0f} {t['peak_rss_mib']:14.0f}")
+print("llamaembed:", g["device"], "| torch BLAS:", ", ".join(t.get("blas", [])) or "?")
+print("target (>= 1.2x at every shape):", "met" if ok else "NOT met")
+PYEOF
