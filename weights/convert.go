@@ -128,6 +128,7 @@ func ToFloat32(dst []float32, src []byte, dt DType) {
 	case BF16:
 		src = src[:2*n]
 		if s, ok := asUint16s(src); ok {
+			dst := dst[:len(s)] // lets the compiler drop the bounds check
 			for i, v := range s {
 				dst[i] = math.Float32frombits(uint32(v) << 16)
 			}
@@ -140,6 +141,7 @@ func ToFloat32(dst []float32, src []byte, dt DType) {
 		src = src[:2*n]
 		t := f16Table()
 		if s, ok := asUint16s(src); ok {
+			dst := dst[:len(s)]
 			for i, v := range s {
 				dst[i] = t[v]
 			}
