@@ -206,3 +206,19 @@ func TestTensorSpecs(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigRefusesHugeFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: no disk used, and LoadConfig must not read it all.
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Skip("no sparse files here:", err)
+	}
+	f.Close()
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("err = %v", err)
+	}
+}

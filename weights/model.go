@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ func Open(dir string) (*Model, error) {
 }
 
 func (m *Model) load() error {
-	files, index, err := weightFiles(m.Dir)
+	files, index, weightMap, err := weightFiles(m.Dir)
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func (m *Model) load() error {
 		}
 	}
 	if index != "" {
-		if err := checkIndex(m.Dir, index, fileOf); err != nil {
+		if err := checkIndex(index, weightMap, fileOf); err != nil {
 			return err
 		}
 	}
@@ -184,28 +185,28 @@ func (m *Model) validate(files []string) error {
 	return nil
 }
 
-// weightFiles names the safetensors files of a checkpoint, and the index
-// file when the weights are sharded.
-func weightFiles(dir string) (files []string, index string, err error) {
+// weightFiles names the safetensors files of a checkpoint and, when the
+// weights are sharded, the index file and its weight_map.
+func weightFiles(dir string) (files []string, index string, weightMap map[string]string, err error) {
 	if _, err := os.Stat(filepath.Join(dir, SafetensorsFile)); err == nil {
-		return []string{SafetensorsFile}, "", nil
+		return []string{SafetensorsFile}, "", nil, nil
 	}
 	indexPath := filepath.Join(dir, SafetensorsIndexFile)
-	data, err := os.ReadFile(indexPath)
+	data, err := readSmallFile(indexPath, maxIndexSize)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", fmt.Errorf("no %s or %s in %s", SafetensorsFile, SafetensorsIndexFile, dir)
+		return nil, "", nil, fmt.Errorf("no %s or %s in %s", SafetensorsFile, SafetensorsIndexFile, dir)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	wm, err := parseIndex(data)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", indexPath, err)
+		return nil, "", nil, fmt.Errorf("%s: %w", indexPath, err)
 	}
 	seen := map[string]bool{}
 	for tensor, file := range wm {
 		if file == "" || filepath.Base(file) != file || !filepath.IsLocal(file) {
-			return nil, "", fmt.Errorf("%s: tensor %s maps to %q, which is not a file name in the model directory", indexPath, tensor, file)
+			return nil, "", nil, fmt.Errorf("%s: tensor %s maps to %q, which is not a file name in the model directory", indexPath, tensor, file)
 		}
 		if !seen[file] {
 			seen[file] = true
@@ -213,7 +214,34 @@ func weightFiles(dir string) (files []string, index string, err error) {
 		}
 	}
 	sort.Strings(files)
-	return files, SafetensorsIndexFile, nil
+	return files, SafetensorsIndexFile, wm, nil
+}
+
+// Caps on the JSON files of a checkpoint: real ones are kilobytes, and a
+// larger file is not one to read into memory.
+const (
+	maxIndexSize  = 64 << 20
+	maxConfigSize = 16 << 20
+)
+
+// readSmallFile reads a whole file that must not be larger than limit.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes is more than the %d a JSON file of a checkpoint may have", path, st.Size(), limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
 // parseIndex reads the weight_map of a model.safetensors.index.json,
@@ -256,15 +284,7 @@ func parseIndex(data []byte) (map[string]string, error) {
 
 // checkIndex makes sure every tensor the index lists is in the shard the
 // index names. fileOf maps stored tensor names to the shard holding them.
-func checkIndex(dir, index string, fileOf map[string]string) error {
-	data, err := os.ReadFile(filepath.Join(dir, index))
-	if err != nil {
-		return err
-	}
-	wm, err := parseIndex(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", index, err)
-	}
+func checkIndex(index string, wm, fileOf map[string]string) error {
 	for name, file := range wm {
 		got, ok := fileOf[name]
 		switch {

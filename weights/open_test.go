@@ -298,6 +298,11 @@ func TestOpenRejectsBadCheckpoints(t *testing.T) {
 		{"index escapes the directory", 2, func(t *testing.T, dir string) {
 			editIndex(t, dir, func(s string) string { return strings.Replace(s, shard2, "../"+shard2, 1) })
 		}, []string{weights.SafetensorsIndexFile, "not a file name in the model directory"}},
+		{"huge index", 2, func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, weights.SafetensorsIndexFile), 1<<40); err != nil {
+				t.Skip("no sparse files here:", err)
+			}
+		}, []string{weights.SafetensorsIndexFile, "more than"}},
 		{"index without weight_map", 2, func(t *testing.T, dir string) {
 			editIndex(t, dir, func(string) string { return `{"metadata": {}}` })
 		}, []string{weights.SafetensorsIndexFile, "weight_map is missing"}},
