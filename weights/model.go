@@ -128,7 +128,7 @@ func (m *Model) load() error {
 	if err != nil {
 		return err
 	}
-	fileOf := map[string]string{} // file name as written -> its path
+	fileOf := map[string]string{} // stored tensor name -> the file holding it
 	for _, name := range files {
 		path := filepath.Join(m.Dir, name)
 		data, err := mapFile(path)
