@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,6 +140,10 @@ func runMkmodel(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	start := time.Now()
+	o.Progress = func(written, total int64) {
+		slog.Info("mkmodel: writing", "dir", out, "done_gib", fmt.Sprintf("%.2f", float64(written)/(1<<30)),
+			"total_gib", fmt.Sprintf("%.2f", float64(total)/(1<<30)))
+	}
 	if err := fixture.Write(out, o); err != nil {
 		return err
 	}
