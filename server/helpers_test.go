@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,7 +66,8 @@ func TestMain(m *testing.M) {
 // testServer is a server on 127.0.0.1 with its base URL.
 type testServer struct {
 	*Server
-	URL string
+	URL     string
+	entered *atomic.Int32 // batches that reached the worker's hold
 }
 
 // hold, when passed to startServer, blocks the model worker before each
@@ -95,9 +97,13 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	entered := new(atomic.Int32)
 	if o.hold != nil {
 		hold := o.hold
-		s.beforeBatch = func(int) { <-hold }
+		s.beforeBatch = func(int) {
+			entered.Add(1)
+			<-hold
+		}
 	}
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
@@ -114,7 +120,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	if !o.noLoad {
 		loadModel(t, s)
 	}
-	return &testServer{Server: s, URL: ts.URL}
+	return &testServer{Server: s, URL: ts.URL, entered: entered}
 }
 
 func loadModel(t *testing.T, s *Server) {
