@@ -190,6 +190,13 @@ func FromFloat32(dst []byte, src []float32, dt DType) {
 	switch dt {
 	case BF16:
 		dst = dst[:2*n]
+		if d, ok := asUint16s(dst); ok {
+			d = d[:len(src)]
+			for i, f := range src {
+				d[i] = Float32ToBF16(f)
+			}
+			return
+		}
 		for i, f := range src {
 			v := Float32ToBF16(f)
 			dst[2*i] = byte(v)
@@ -197,6 +204,13 @@ func FromFloat32(dst []byte, src []float32, dt DType) {
 		}
 	case F16:
 		dst = dst[:2*n]
+		if d, ok := asUint16s(dst); ok {
+			d = d[:len(src)]
+			for i, f := range src {
+				d[i] = Float32ToF16(f)
+			}
+			return
+		}
 		for i, f := range src {
 			v := Float32ToF16(f)
 			dst[2*i] = byte(v)

@@ -140,7 +140,12 @@ func TestToFromFloat32(t *testing.T) {
 				t.Errorf("%v: element %d = %g, want %g", dt, i, got[i], want)
 			}
 		}
-		// Misaligned data takes the byte-by-byte path and decodes the same.
+		// Misaligned buffers take the byte-by-byte paths, with the same bytes.
+		oddOut := make([]byte, len(buf)+1)
+		FromFloat32(oddOut[1:], src, dt)
+		if !slices.Equal(oddOut[1:], buf) {
+			t.Errorf("%v: misaligned encode % x, aligned % x", dt, oddOut[1:], buf)
+		}
 		odd := make([]byte, len(buf)+1)
 		copy(odd[1:], buf)
 		got2 := make([]float32, len(src))
