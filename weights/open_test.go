@@ -387,3 +387,26 @@ func TestOpenSingleAndShardedFromFixture(t *testing.T) {
 		}
 	}
 }
+
+// The Hugging Face cache lays a snapshot out as symlinks into a blobs folder.
+func TestOpenThroughSymlinks(t *testing.T) {
+	blobs := writeMicro(t, 2)
+	snap := t.TempDir()
+	entries, err := os.ReadDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(blobs, e.Name()), filepath.Join(snap, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := weights.Open(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if len(m.Names()) != 11 {
+		t.Errorf("%d tensors", len(m.Names()))
+	}
+}
