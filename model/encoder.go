@@ -77,13 +77,18 @@ func Load(ctx context.Context, spec, device string, opts Options) (*Encoder, err
 	return e, nil
 }
 
-// resolveOptions fills defaults and makes MaxSeqLen fit in one batch.
+// resolveOptions fills defaults and makes a sequence fit in one batch: an
+// explicit MaxSeqLen raises the default batch size to hold it, and is
+// refused beyond the model's max_position_embeddings.
 func resolveOptions(cfg *weights.Config, opts Options) (Options, error) {
 	if opts.MaxBatchTokens < 0 || opts.MaxSeqLen < 0 {
 		return opts, fmt.Errorf("max batch tokens %d and max seq len %d must not be negative", opts.MaxBatchTokens, opts.MaxSeqLen)
 	}
+	if opts.MaxSeqLen > cfg.MaxPositionEmbeddings {
+		return opts, fmt.Errorf("max seq len %d is more than the model's max_position_embeddings %d", opts.MaxSeqLen, cfg.MaxPositionEmbeddings)
+	}
 	if opts.MaxBatchTokens == 0 {
-		opts.MaxBatchTokens = DefaultMaxBatchTokens
+		opts.MaxBatchTokens = max(DefaultMaxBatchTokens, opts.MaxSeqLen)
 	}
 	if opts.MaxSeqLen == 0 {
 		opts.MaxSeqLen = cfg.MaxPositionEmbeddings

@@ -488,6 +488,25 @@ func TestNewEncoderDevice(t *testing.T) {
 	if o := e.Options(); o.MaxSeqLen != 512 {
 		t.Errorf("MaxSeqLen %d not clamped to MaxBatchTokens 512", o.MaxSeqLen)
 	}
+	for _, c := range []struct {
+		in, want model.Options
+	}{
+		{model.Options{}, model.Options{MaxBatchTokens: model.DefaultMaxBatchTokens, MaxSeqLen: model.DefaultMaxBatchTokens}},
+		{model.Options{MaxSeqLen: 20000}, model.Options{MaxBatchTokens: 20000, MaxSeqLen: 20000}},
+		{model.Options{MaxSeqLen: 100}, model.Options{MaxBatchTokens: model.DefaultMaxBatchTokens, MaxSeqLen: 100}},
+	} {
+		e, err := model.NewEncoder(w, "cpu", c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Options(); got != c.want {
+			t.Errorf("options %+v resolve to %+v, want %+v", c.in, got, c.want)
+		}
+		e.Close()
+	}
+	if _, err := model.NewEncoder(w, "cpu", model.Options{MaxSeqLen: 131073}); err == nil || !strings.Contains(err.Error(), "max_position_embeddings 131072") {
+		t.Errorf("MaxSeqLen beyond max_position_embeddings: %v", err)
+	}
 }
 
 // Load takes a checkpoint directory (hub ids need the network) and owns the
