@@ -14,6 +14,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -188,6 +189,9 @@ func Init() error {
 }
 
 func load(name string) (*api, error) {
+	// dlerror's message is per thread: keep dlopen and dlerror on one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	h, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		msg := err.Error()
