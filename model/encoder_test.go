@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"llamaembed/model"
-	_ "llamaembed/model/cpu" // registers the "cpu" backend
+	"llamaembed/model/cpu" // registers the "cpu" backend
 	"llamaembed/weights"
 	"llamaembed/weights/fixture"
 )
@@ -524,5 +524,99 @@ func TestLoadDirectory(t *testing.T) {
 	}
 	if _, err := model.Load(context.Background(), filepath.Join(t.TempDir(), "absent"), "cpu", model.Options{}); err == nil {
 		t.Error("Load of a missing directory succeeded")
+	}
+}
+
+// recordingBackend wraps the real CPU backend and records each Forward
+// call's size and whether two calls ever overlapped.
+type recordingBackend struct {
+	model.Backend
+	mu       sync.Mutex
+	calls    []int // tokens per call
+	inFlight int
+	overlap  bool
+}
+
+func (r *recordingBackend) Forward(ctx context.Context, b model.Batch) ([][]float32, error) {
+	r.mu.Lock()
+	r.inFlight++
+	r.overlap = r.overlap || r.inFlight > 1
+	r.calls = append(r.calls, len(b.Tokens))
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.inFlight--
+		r.mu.Unlock()
+	}()
+	return r.Backend.Forward(ctx, b)
+}
+
+var lastRecording *recordingBackend
+
+func init() {
+	model.RegisterBackend("recording", func(w *weights.Model, device string, opts model.Options) (model.Backend, error) {
+		if device != "recording" {
+			return nil, fmt.Errorf("want device recording, got %q", device)
+		}
+		inner, err := cpu.New(w, "cpu", opts)
+		if err != nil {
+			return nil, err
+		}
+		lastRecording = &recordingBackend{Backend: inner}
+		return lastRecording, nil
+	})
+}
+
+// Embed splits its input into backend calls of at most MaxBatchTokens
+// tokens, in order, and never calls the backend from two goroutines at once.
+func TestEmbedSplitsAndSerialises(t *testing.T) {
+	w, err := weights.Open(tinyFixture(t, "bf16", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	e, err := model.NewEncoder(w, "recording", model.Options{MaxBatchTokens: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rec := lastRecording
+	var seqs [][]int32
+	total := 0
+	for i, n := range []int{30, 30, 30, 100, 1, 99, 50, 51, 7} {
+		s := make([]int32, n)
+		for j := range s {
+			s[j] = int32(100 + 13*i + j)
+		}
+		seqs = append(seqs, s)
+		total += n
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if _, err := e.Embed(context.Background(), seqs, 0); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.overlap {
+		t.Error("two Forward calls ran at once")
+	}
+	sum := 0
+	for _, n := range rec.calls {
+		if n > 100 {
+			t.Errorf("a Forward call of %d tokens, budget 100", n)
+		}
+		sum += n
+	}
+	if sum != 3*total {
+		t.Errorf("Forward calls covered %d tokens, want %d", sum, 3*total)
+	}
+	// Greedy in order: [30 30 30] [100] [1 99] [50] [51 7], three times over.
+	if len(rec.calls) != 15 {
+		t.Errorf("%d Forward calls (%v), want 15", len(rec.calls), rec.calls)
 	}
 }
