@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -53,6 +55,7 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	iters := fs.Int("iters", 5, "timed forwards")
 	warmup := fs.Int("warmup", 1, "untimed forwards first")
 	seed := fs.Uint64("seed", 1, "seed of the random token ids")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed forwards to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -91,6 +94,17 @@ func runBench(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if _, err := enc.Embed(ctx, seqs, 0); err != nil {
 			return fmt.Errorf("warm-up forward: %w", err)
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	lat := make([]time.Duration, *iters)
 	var total time.Duration

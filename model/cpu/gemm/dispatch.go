@@ -31,10 +31,6 @@ func best() *impl {
 // Kernel names the microkernel in use ("avx512", "avx2" or "portable").
 func Kernel() string { return active.kind.String() }
 
-// packWeightColumn is the weight-widening loop of packing: assembly where the
-// platform has it.
-var packWeightColumn = packWeightColumnGo
-
 func linear(out, x []float32, w Weight, m int) {
 	gemm(active, m, w.N, w.K, x, w.K, weightB{w}, out, w.N, true)
 }

@@ -177,18 +177,7 @@ func forEach(n, workers, cost int, body func(i int)) {
 type weightB struct{ w Weight }
 
 func (s weightB) pack(dst []float32, nr, j0, cols, k0, kc int) {
-	for s0 := 0; s0 < cols; s0 += nr {
-		panel := dst[s0*kc : s0*kc+kc*nr]
-		for jj := 0; jj < nr; jj++ {
-			if s0+jj >= cols {
-				for kk := 0; kk < kc; kk++ {
-					panel[kk*nr+jj] = 0
-				}
-				continue
-			}
-			packWeightColumn(panel[jj:], nr, s.w, j0+s0+jj, k0, kc)
-		}
-	}
+	packPanels(dst, nr, &s.w, nil, 0, j0, cols, k0, kc)
 }
 
 // ntB reads B = bᵀ from float32 rows b[j*ldb+kk].
@@ -198,20 +187,18 @@ type ntB struct {
 }
 
 func (s ntB) pack(dst []float32, nr, j0, cols, k0, kc int) {
+	packPanels(dst, nr, nil, s.b, s.ldb, j0, cols, k0, kc)
+}
+
+// packPanels packs the rows [j0, j0+cols) of a row-major matrix (a weight, or
+// float32 rows when w is nil) as panels of nr columns, zero-filling the last.
+func packPanels(dst []float32, nr int, w *Weight, f []float32, ld, j0, cols, k0, kc int) {
 	for s0 := 0; s0 < cols; s0 += nr {
 		panel := dst[s0*kc : s0*kc+kc*nr]
-		for jj := 0; jj < nr; jj++ {
-			if s0+jj >= cols {
-				for kk := 0; kk < kc; kk++ {
-					panel[kk*nr+jj] = 0
-				}
-				continue
-			}
-			j := j0 + s0 + jj
-			row := s.b[j*s.ldb+k0 : j*s.ldb+k0+kc]
-			for kk, v := range row {
-				panel[kk*nr+jj] = v
-			}
+		rows := min(nr, cols-s0)
+		packRows(panel, nr, w, f, ld, j0+s0, rows, k0, kc)
+		for kk := 0; rows < nr && kk < kc; kk++ {
+			clear(panel[kk*nr+rows : kk*nr+nr])
 		}
 	}
 }

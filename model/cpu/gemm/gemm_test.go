@@ -61,98 +61,115 @@ func poisoned(n int) []float32 {
 	return s
 }
 
-// closeTo checks got against a float64 reference with a tolerance scaled by
-// the sum of |terms|, which bounds float32 accumulation error.
-func closeTo(t *testing.T, what string, got float32, want, absSum float64) bool {
-	t.Helper()
-	tol := 1e-6*absSum + 1e-7
-	if math.IsNaN(float64(got)) || math.Abs(float64(got)-want) > tol {
-		t.Errorf("%s = %g, want %g (tol %g)", what, got, want, tol)
-		return false
-	}
-	return true
+// tolerance bounds float32 accumulation error by the sum of |terms|.
+func tolerance(absSum float64) float64 { return 1e-6*absSum + 1e-7 }
+
+// closeTo reports whether got matches the float64 reference (NaN never does).
+func closeTo(got float32, want, absSum float64) bool {
+	return !math.IsNaN(float64(got)) && math.Abs(float64(got)-want) <= tolerance(absSum)
 }
 
 var testSizes = []int{1, 2, 3, 7, 16, 33, 65, 130, 257}
 
-// withKernels runs f once per kernel this machine can execute.
-func withKernels(t *testing.T, f func(t *testing.T)) {
-	saved := active
-	defer func() { active = saved }()
+// variant is one kernel with one packing path.
+type variant struct {
+	name   string
+	im     *impl
+	gather bool
+}
+
+// variants lists every kernel this machine runs, each with the Go packing
+// loops and, where the CPU has them, the assembly gathers.
+func variants() []variant {
+	var vs []variant
 	for _, im := range available() {
-		active = im
-		t.Run(im.kind.String(), f)
+		vs = append(vs, variant{im.kind.String() + "/gopack", im, false})
+		if useGatherPack {
+			vs = append(vs, variant{im.kind.String() + "/gatherpack", im, true})
+		}
+	}
+	return vs
+}
+
+// forVariants runs f under each variant, restoring the defaults after.
+func forVariants(f func(v variant)) {
+	savedIm, savedGather := active, useGatherPack
+	defer func() { active, useGatherPack = savedIm, savedGather }()
+	for _, v := range variants() {
+		active, useGatherPack = v.im, v.gather
+		f(v)
 	}
 }
 
 func TestLinearMatchesReference(t *testing.T) {
-	withKernels(t, func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(1, 2))
-		for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
-			for _, m := range []int{1, 3, 16, 33, 130} {
-				for _, n := range testSizes {
-					for _, k := range []int{1, 7, 16, 65, 257, 300} {
-						w, wv := makeWeight(rng, dt, n, k)
-						x := randSlice(rng, m*k)
-						out := poisoned(m*n + 5)
-						Linear(out, x, w, m)
-						bad := 0
-						for i := 0; i < m && bad < 3; i++ {
-							for j := 0; j < n && bad < 3; j++ {
-								var want, abs float64
-								for p := 0; p < k; p++ {
-									v := float64(x[i*k+p]) * float64(wv[j*k+p])
-									want += v
-									abs += math.Abs(v)
-								}
-								if !closeTo(t, fmt.Sprintf("%v m=%d n=%d k=%d out[%d][%d]", dt, m, n, k, i, j), out[i*n+j], want, abs) {
-									bad++
-								}
-							}
-						}
-						for i := m * n; i < len(out); i++ {
-							if !math.IsNaN(float64(out[i])) {
-								t.Fatalf("%v m=%d n=%d k=%d: wrote past out[%d]", dt, m, n, k, m*n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
+		for _, m := range []int{1, 3, 13, 33, 130} {
+			for _, n := range testSizes {
+				for _, k := range []int{1, 7, 16, 65, 257, 300} {
+					w, wv := makeWeight(rng, dt, n, k)
+					x := randSlice(rng, m*k)
+					want, abs := make([]float64, m*n), make([]float64, m*n)
+					for i := 0; i < m; i++ {
+						for j := 0; j < n; j++ {
+							for p := 0; p < k; p++ {
+								v := float64(x[i*k+p]) * float64(wv[j*k+p])
+								want[i*n+j] += v
+								abs[i*n+j] += math.Abs(v)
 							}
 						}
 					}
+					forVariants(func(v variant) {
+						out := poisoned(m*n + 5)
+						Linear(out, x, w, m)
+						bad := 0
+						for e := 0; e < m*n && bad < 3; e++ {
+							if !closeTo(out[e], want[e], abs[e]) {
+								t.Errorf("%s %v m=%d n=%d k=%d: out[%d][%d] = %g, want %g (tol %g)", v.name, dt, m, n, k, e/n, e%n, out[e], want[e], tolerance(abs[e]))
+								bad++
+							}
+						}
+						for e := m * n; e < len(out); e++ {
+							if !math.IsNaN(float64(out[e])) {
+								t.Fatalf("%s %v m=%d n=%d k=%d: wrote past out[%d]", v.name, dt, m, n, k, m*n)
+							}
+						}
+					})
 				}
 			}
 		}
-	})
+	}
 }
 
 func TestSgemmStrided(t *testing.T) {
-	withKernels(t, func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(3, 4))
-		for _, m := range testSizes {
-			for _, n := range []int{1, 3, 16, 33, 130} {
-				for _, k := range []int{1, 7, 64, 65, 130} {
-					lda, ldb, ldc := k+3, k+5, n+2
-					a := randSlice(rng, (m-1)*lda+k)
-					b := randSlice(rng, (n-1)*ldb+k)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, m := range testSizes {
+		for _, n := range []int{1, 3, 16, 33, 130} {
+			for _, k := range []int{0, 1, 7, 64, 65, 130} {
+				lda, ldb, ldc, ldbNN := k+3, k+5, n+2, n+7
+				a := randSlice(rng, (m-1)*lda+k)
+				b := randSlice(rng, (n-1)*ldb+k)
+				bn := randSlice(rng, max(k-1, 0)*ldbNN+n)
+				forVariants(func(v variant) {
 					c := poisoned((m-1)*ldc + n)
 					SgemmNT(m, n, k, a, lda, b, ldb, c, ldc)
-					checkC(t, fmt.Sprintf("NT m=%d n=%d k=%d", m, n, k), m, n, k, c, ldc, func(i, j, p int) float64 {
+					checkC(t, func() string { return fmt.Sprintf("%s NT m=%d n=%d k=%d", v.name, m, n, k) }, m, n, k, c, ldc, func(i, j, p int) float64 {
 						return float64(a[i*lda+p]) * float64(b[j*ldb+p])
 					})
-
-					ldbNN := n + 7
-					bn := randSlice(rng, (k-1)*ldbNN+n)
 					c = poisoned((m-1)*ldc + n)
 					SgemmNN(m, n, k, a, lda, bn, ldbNN, c, ldc)
-					checkC(t, fmt.Sprintf("NN m=%d n=%d k=%d", m, n, k), m, n, k, c, ldc, func(i, j, p int) float64 {
+					checkC(t, func() string { return fmt.Sprintf("%s NN m=%d n=%d k=%d", v.name, m, n, k) }, m, n, k, c, ldc, func(i, j, p int) float64 {
 						return float64(a[i*lda+p]) * float64(bn[p*ldbNN+j])
 					})
-				}
+				})
 			}
 		}
-	})
+	}
 }
 
 // checkC compares C against the float64 sum of term(i, j, p) and checks the
 // padding between rows (stride ldc > n) was left as NaN.
-func checkC(t *testing.T, what string, m, n, k int, c []float32, ldc int, term func(i, j, p int) float64) {
+func checkC(t *testing.T, what func() string, m, n, k int, c []float32, ldc int, term func(i, j, p int) float64) {
 	t.Helper()
 	bad := 0
 	for i := 0; i < m; i++ {
@@ -160,7 +177,7 @@ func checkC(t *testing.T, what string, m, n, k int, c []float32, ldc int, term f
 			got := c[i*ldc+j]
 			if j >= n {
 				if !math.IsNaN(float64(got)) {
-					t.Fatalf("%s: wrote padding c[%d][%d]", what, i, j)
+					t.Fatalf("%s: wrote padding c[%d][%d]", what(), i, j)
 				}
 				continue
 			}
@@ -170,7 +187,8 @@ func checkC(t *testing.T, what string, m, n, k int, c []float32, ldc int, term f
 				want += v
 				abs += math.Abs(v)
 			}
-			if !closeTo(t, fmt.Sprintf("%s c[%d][%d]", what, i, j), got, want, abs) {
+			if !closeTo(got, want, abs) {
+				t.Errorf("%s: c[%d][%d] = %g, want %g (tol %g)", what(), i, j, got, want, tolerance(abs))
 				if bad++; bad > 3 {
 					return
 				}

@@ -3,9 +3,84 @@ package gemm
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"llamaembed/weights"
 )
+
+// packRows writes rows [j0, j0+rows) of a row-major matrix, elements
+// [k0, k0+kc), transposed into dst: dst[kk*nr+jj] = row j0+jj, element k0+kk.
+// The matrix is a stored weight (w) or float32 rows (f, stride ld) when w is
+// nil. Groups of 16 rows go through the vector gather when the CPU has one.
+func packRows(dst []float32, nr int, w *Weight, f []float32, ld, j0, rows, k0, kc int) {
+	jj := 0
+	if useGatherPack && kc >= 2 {
+		for ; jj+16 <= rows; jj += 16 {
+			packGroup16(dst[jj:], nr, w, f, ld, j0+jj, k0, kc)
+		}
+	}
+	for ; jj < rows; jj++ {
+		if w != nil {
+			packWeightColumnGo(dst[jj:], nr, *w, j0+jj, k0, kc)
+			continue
+		}
+		row := f[(j0+jj)*ld+k0 : (j0+jj)*ld+k0+kc]
+		for kk, v := range row {
+			dst[jj+kk*nr] = v
+		}
+	}
+}
+
+// maxGatherRowBytes keeps 15 row strides inside the gather's int32 offsets.
+const maxGatherRowBytes = math.MaxInt32 / 16
+
+// packGroup16 packs 16 rows with the assembly gathers; an odd last element
+// of a 2-byte type is finished in Go, since its dword would read past kc.
+func packGroup16(dst []float32, nr int, w *Weight, f []float32, ld, j, k0, kc int) {
+	_ = dst[(kc-1)*nr+15] // the extent the assembly writes
+	if w == nil {
+		_ = f[(j+15)*ld+k0+kc-1]
+		if ld*4 > maxGatherRowBytes {
+			packRowsGo(dst, nr, f, ld, j, 16, k0, kc)
+			return
+		}
+		packF32x16(&dst[0], (*byte)(unsafe.Pointer(&f[j*ld+k0])), ld*4, kc, nr)
+		return
+	}
+	size := w.DType.Size()
+	rowBytes := w.K * size
+	_ = w.Data[((j+15)*w.K+k0+kc)*size-1]
+	if rowBytes > maxGatherRowBytes {
+		for jj := 0; jj < 16; jj++ {
+			packWeightColumnGo(dst[jj:], nr, *w, j+jj, k0, kc)
+		}
+		return
+	}
+	src := &w.Data[(j*w.K+k0)*size]
+	switch w.DType {
+	case weights.F32:
+		packF32x16(&dst[0], src, rowBytes, kc, nr)
+		return
+	case weights.BF16:
+		packBF16x16(&dst[0], src, rowBytes, kc/2, nr)
+	case weights.F16:
+		packF16x16(&dst[0], src, rowBytes, kc/2, nr)
+	}
+	if kc%2 == 1 {
+		for jj := 0; jj < 16; jj++ {
+			packWeightColumnGo(dst[(kc-1)*nr+jj:], nr, *w, j+jj, k0+kc-1, 1)
+		}
+	}
+}
+
+func packRowsGo(dst []float32, nr int, f []float32, ld, j0, rows, k0, kc int) {
+	for jj := 0; jj < rows; jj++ {
+		row := f[(j0+jj)*ld+k0 : (j0+jj)*ld+k0+kc]
+		for kk, v := range row {
+			dst[jj+kk*nr] = v
+		}
+	}
+}
 
 // packWeightColumnGo writes elements [k0, k0+kc) of weight row j, widened to
 // float32, to dst[0], dst[stride], dst[2*stride], ...
