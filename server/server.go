@@ -77,7 +77,7 @@ type Config struct {
 	ModelVersion          string // in /v1/metadata shortName (default "1.0.0")
 	MaxSeqLen             int    // tokens per input, after the prompt (default 8192)
 	MaxBatchSize          int    // inputs per /v1/embeddings request (default 30)
-	MaxBatchTokens        int    // tokens per model batch (default max(16384, MaxSeqLen))
+	MaxBatchTokens        int    // tokens per model batch (default max(8192, MaxSeqLen))
 	MaxConcurrentRequests int    // requests admitted at once; past it 429 (default 256)
 	MaxDocuments          int    // documents per /embed request (default 1024)
 	MaxBodyBytes          int64  // request body limit; past it 413 (default 8 MiB)
@@ -99,7 +99,7 @@ func (c *Config) setDefaults() {
 		c.MaxBatchSize = 30
 	}
 	if c.MaxBatchTokens <= 0 {
-		c.MaxBatchTokens = max(16384, c.MaxSeqLen)
+		c.MaxBatchTokens = max(8192, c.MaxSeqLen)
 	}
 	if c.MaxConcurrentRequests <= 0 {
 		c.MaxConcurrentRequests = 256
