@@ -104,6 +104,7 @@ func TestPTXMatchesSources(t *testing.T) {
 func TestKernelsExported(t *testing.T) {
 	want := map[string][]string{
 		"gemm":      {"gemm_bf16_tn"},
+		"gemm_sm90": {"gemm_bf16_tn_wgmma"},
 		"attention": {"attn_fwd_d16", "attn_fwd_d64", "attn_fwd_d128"},
 		"norm":      {"add_rmsnorm"},
 		"rope":      {"rope_qk"},

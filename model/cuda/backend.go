@@ -145,7 +145,11 @@ func New(w *weights.Model, device string, opts model.Options) (model.Backend, er
 		b.closeLocked()
 		return nil, fmt.Errorf("%s: %w", b.name, err)
 	}
-	slog.Info("cuda backend ready", "device", b.name, "arch", b.ks.arch, "sm", inf.SMs,
+	gemm := "mma.sync"
+	if b.ks.useWgmma {
+		gemm = "wgmma"
+	}
+	slog.Info("cuda backend ready", "device", b.name, "arch", b.ks.arch, "gemm", gemm, "sm", inf.SMs,
 		"max_batch_tokens", opts.MaxBatchTokens, "workspace", gib(b.plan.Total()))
 	return b, nil
 }
@@ -170,6 +174,9 @@ func (b *Backend) init(w *weights.Model, dev driver.Device, inf driver.Info) err
 		return err
 	}
 	if b.stream, err = driver.StreamCreate(); err != nil {
+		return err
+	}
+	if err := b.ks.checkWgmma(b.stream); err != nil {
 		return err
 	}
 	if err := b.uploadWeights(w); err != nil {

@@ -16,6 +16,11 @@ const (
 	gemmLDS                = gemmBK + 8
 	gemmSmemBytes          = gemmStages * (gemmBM + gemmBN) * gemmLDS * 2
 
+	gemmWBM, gemmWBN, gemmWBK = 128, 128, 64
+	gemmWStages               = 4
+	gemmWThreads              = 256
+	gemmWSmemBytes            = gemmWStages*(gemmWBM+gemmWBN)*gemmWBK*2 + 1024
+
 	attnBQ, attnBKV = 64, 64
 	attnThreads     = 128
 
@@ -52,6 +57,14 @@ func gemmLaunch(m, n, k int) (launch, error) {
 		return launch{}, fmt.Errorf("gemm %dx%dx%d: need positive sizes, K%%8 == 0 and N%%2 == 0", m, n, k)
 	}
 	return checkGrid("gemm", launch{Grid: dim2(ceilDiv(n, gemmBN), ceilDiv(m, gemmBM)), Block: dim(gemmThreads), Smem: gemmSmemBytes})
+}
+
+// gemmWLaunch is gemmLaunch for the sm_90a wgmma kernel.
+func gemmWLaunch(m, n, k int) (launch, error) {
+	if m <= 0 || n <= 0 || k <= 0 || k%8 != 0 || n%2 != 0 {
+		return launch{}, fmt.Errorf("gemm %dx%dx%d: need positive sizes, K%%8 == 0 and N%%2 == 0", m, n, k)
+	}
+	return checkGrid("gemm_wgmma", launch{Grid: dim2(ceilDiv(n, gemmWBN), ceilDiv(m, gemmWBM)), Block: dim(gemmWThreads), Smem: gemmWSmemBytes})
 }
 
 // attnSmemBytes is the attention kernel's dynamic shared memory: a Q tile

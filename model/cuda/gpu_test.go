@@ -204,26 +204,51 @@ func compare(t *testing.T, what string, got, want []float32, tol float64) {
 
 func TestGPUGemm(t *testing.T) {
 	g := needGPU(t)
-	for _, c := range []struct {
-		m, n, k  int
-		residual bool
-	}{
-		{1, 8, 8, false}, {37, 72, 40, true}, {10, 320, 160, false}, {129, 130, 264, true},
-		{200, 3072, 2048, false}, {257, 512, 8192, true},
-	} {
-		x := g.random(c.m*c.k, 1)
-		w := g.random(c.n*c.k, 1/math.Sqrt(float64(c.k)))
-		var r []float32
-		rp := driver.DevicePtr(0)
-		if c.residual {
-			r = g.random(c.m*c.n, 1)
-			rp = g.bf16(r)
+	variants := []bool{false}
+	if g.ks.gemmWgmma != 0 {
+		variants = append(variants, true)
+	}
+	for _, wgmma := range variants {
+		name := "gemm mma.sync "
+		if wgmma {
+			name = "gemm wgmma "
 		}
-		y := g.poisonBF16(c.m * c.n)
-		if err := g.ks.launchGemm(g.s, g.bf16(x), g.bf16(w), rp, y, c.m, c.n, c.k); err != nil {
-			t.Fatal(err)
+		for _, c := range []struct {
+			m, n, k  int
+			residual bool
+		}{
+			{1, 8, 8, false}, {37, 72, 40, true}, {10, 320, 160, false}, {129, 130, 264, true},
+			{200, 3072, 2048, false}, {257, 512, 8192, true},
+		} {
+			x := g.random(c.m*c.k, 1)
+			w := g.random(c.n*c.k, 1/math.Sqrt(float64(c.k)))
+			var r []float32
+			rp := driver.DevicePtr(0)
+			if c.residual {
+				r = g.random(c.m*c.n, 1)
+				rp = g.bf16(r)
+			}
+			y := g.poisonBF16(c.m * c.n)
+			if err := g.ks.launchGemmWith(wgmma, g.s, g.bf16(x), g.bf16(w), rp, y, c.m, c.n, c.k); err != nil {
+				t.Fatal(err)
+			}
+			compare(t, name+dims3(c.m, c.n, c.k), g.readBF16(y, c.m*c.n), refGemm(x, w, r, c.m, c.n, c.k), 1e-2)
 		}
-		compare(t, "gemm "+dims3(c.m, c.n, c.k), g.readBF16(y, c.m*c.n), refGemm(x, w, r, c.m, c.n, c.k), 1e-2)
+	}
+}
+
+// TestGPUWgmmaCheck: on Hopper the startup check must enable the wgmma
+// GEMM; if it does not, the kernel (or its shared-memory layout) is wrong.
+func TestGPUWgmmaCheck(t *testing.T) {
+	g := needGPU(t)
+	if g.ks.gemmWgmma == 0 {
+		t.Skipf("no wgmma kernel for %s", g.ks.arch)
+	}
+	if err := g.ks.checkWgmma(g.s); err != nil {
+		t.Fatal(err)
+	}
+	if !g.ks.useWgmma {
+		t.Fatal("the wgmma GEMM disagrees with the mma.sync GEMM on this GPU")
 	}
 }
 

@@ -215,6 +215,7 @@ func TestGeometryMatchesKernelSources(t *testing.T) {
 	}
 	for name, v := range map[string]int{
 		"GEMM_BM": gemmBM, "GEMM_BN": gemmBN, "GEMM_BK": gemmBK, "GEMM_STAGES": gemmStages, "GEMM_THREADS": gemmThreads,
+		"GEMMW_BM": gemmWBM, "GEMMW_BN": gemmWBN, "GEMMW_BK": gemmWBK, "GEMMW_STAGES": gemmWStages, "GEMMW_THREADS": gemmWThreads,
 		"ATTN_BQ": attnBQ, "ATTN_BKV": attnBKV, "ATTN_THREADS": attnThreads,
 		"NORM_THREADS": normThreads, "ROPE_THREADS": ropeThreads, "SWIGLU_THREADS": swigluThreads,
 		"EMBED_THREADS": embedThreads, "POOL_THREADS": poolThreads,
@@ -228,6 +229,10 @@ func TestGeometryMatchesKernelSources(t *testing.T) {
 	// 128+128 rows of 40 bf16.
 	if gemmSmemBytes != 81920 {
 		t.Errorf("gemm shared memory %d, want 81920", gemmSmemBytes)
+	}
+	// wgmma: 4 stages of 128+128 rows of 128 bytes, plus 1 KB to align.
+	if gemmWSmemBytes != 4*256*128+1024 {
+		t.Errorf("wgmma gemm shared memory %d", gemmWSmemBytes)
 	}
 }
 
@@ -243,6 +248,12 @@ func TestLaunchGeometry(t *testing.T) {
 		if _, err := gemmLaunch(bad[0], bad[1], bad[2]); err == nil {
 			t.Errorf("gemmLaunch%v accepted", bad)
 		}
+		if _, err := gemmWLaunch(bad[0], bad[1], bad[2]); err == nil {
+			t.Errorf("gemmWLaunch%v accepted", bad)
+		}
+	}
+	if l, err := gemmWLaunch(1000, 3072, 2048); err != nil || l.Grid.X != 24 || l.Grid.Y != 8 || l.Smem != 132096 {
+		t.Errorf("wgmma gemm 1000x3072x2048: %+v %v", l, err)
 	}
 	for d, smem := range map[int]uint32{16: 10240, 64: 40960, 128: 81920} {
 		l, err := attnLaunch(37, 32, d)
@@ -456,4 +467,20 @@ func TestReferenceForwardMatchesFixture(t *testing.T) {
 		}
 	}
 	t.Logf("bf16 reference path: worst cosine %.6f over %d cases", worst, len(cases))
+}
+
+func TestAgree(t *testing.T) {
+	a := []float32{1, -2, 3, 0.5}
+	if _, ok := agree(a, []float32{1, -2, 3.01, 0.5}); !ok {
+		t.Error("bf16-level difference rejected")
+	}
+	if _, ok := agree(a, []float32{1, -2, 3.5, 0.5}); ok {
+		t.Error("a 13% element difference accepted")
+	}
+	if _, ok := agree(a, []float32{1, -2, float32(math.NaN()), 0.5}); ok {
+		t.Error("NaN accepted")
+	}
+	if _, ok := agree([]float32{0, 0}, []float32{0, 0}); !ok {
+		t.Error("equal zero vectors rejected")
+	}
 }

@@ -14,7 +14,9 @@ type kernelSet struct {
 	arch    kernels.Arch
 	modules []driver.Module
 
-	gemm      driver.Function
+	gemm      driver.Function         // mma.sync, every arch
+	gemmWgmma driver.Function         // wgmma, sm_90a only (0 elsewhere)
+	useWgmma  bool                    // set once checkWgmma agreed with gemm
 	attn      map[int]driver.Function // by head_dim
 	addNorm   driver.Function
 	rope      driver.Function
@@ -93,6 +95,12 @@ func loadKernels(major, minor, maxSmem int) (*kernelSet, error) {
 		}
 	}
 	ks.attn[16], ks.attn[64], ks.attn[128] = attn[0], attn[1], attn[2]
+	if arch == kernels.SM90a {
+		if err := fn("gemm_sm90", "gemm_bf16_tn_wgmma", &ks.gemmWgmma, gemmWSmemBytes); err != nil {
+			ks.unload()
+			return nil, err
+		}
+	}
 	return ks, nil
 }
 
@@ -105,7 +113,22 @@ func (ks *kernelSet) unload() {
 
 // Launchers: geometry from geometry.go, arguments in the kernels' order.
 
+// launchGemm runs the wgmma GEMM where it is enabled, else mma.sync.
 func (ks *kernelSet) launchGemm(s driver.Stream, x, w, r, y driver.DevicePtr, m, n, k int) error {
+	return ks.launchGemmWith(ks.useWgmma, s, x, w, r, y, m, n, k)
+}
+
+func (ks *kernelSet) launchGemmWith(wgmma bool, s driver.Stream, x, w, r, y driver.DevicePtr, m, n, k int) error {
+	if wgmma {
+		if ks.gemmWgmma == 0 {
+			return fmt.Errorf("gemm: no wgmma kernel on %s", ks.arch)
+		}
+		l, err := gemmWLaunch(m, n, k)
+		if err != nil {
+			return err
+		}
+		return ks.gemmWgmma.Launch(l.Grid, l.Block, l.Smem, s, x, w, r, y, int32(m), int32(n), int32(k))
+	}
 	l, err := gemmLaunch(m, n, k)
 	if err != nil {
 		return err
