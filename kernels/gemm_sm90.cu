@@ -48,6 +48,12 @@ DEVI uint64_t wgmma_desc(uint32_t smem_byte_addr) {
 DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 DEVI void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Pins the accumulators at this point of the program: the compiler may not
+// move their reads or writes across it (they are in flight during wgmma).
+DEVI void wgmma_fence_operands(float d[64]) {
+#pragma unroll
+	for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
 DEVI void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // d (64x128 fp32, this thread's 64) (+)= A(64x16) · B(16x128), both K-major
@@ -128,12 +134,14 @@ gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__r
 		}
 		const uint32_t sa = base + (kt % GEMMW_STAGES) * GEMMW_STAGE_BYTES + wg * 64 * 128;
 		const uint32_t sb = base + (kt % GEMMW_STAGES) * GEMMW_STAGE_BYTES + GEMMW_BM * 128;
+		wgmma_fence_operands(d);
 		wgmma_fence();
 #pragma unroll
 		for (int k = 0; k < GEMMW_BK / 16; k++)
 			wgmma_m64n128k16(d, wgmma_desc(sa + k * 32), wgmma_desc(sb + k * 32), (kt > 0 || k > 0) ? 1 : 0);
 		wgmma_commit();
 		wgmma_wait0(); // the stage is refilled next iteration
+		wgmma_fence_operands(d);
 	}
 	cp_async_wait<0>();
 
