@@ -6,6 +6,7 @@ import "container/heap"
 // items are per-P, so its word cache needs no lock.
 type encodeState struct {
 	ids   []int32
+	pairs []pairMerge
 	sym   []symbol
 	queue mergeQueue
 	cache map[string][]int32
@@ -41,7 +42,7 @@ func (t *Tokenizer) encodeWord(st *encodeState, out []int32, w string) []int32 {
 		}
 	}
 	start := len(out)
-	if len(w) <= 48 {
+	if len(w) <= 256 {
 		out = t.mergeSmall(st, out, w)
 	} else {
 		out = t.mergeLarge(st, out, w)
@@ -56,27 +57,53 @@ func (t *Tokenizer) encodeWord(st *encodeState, out []int32, w string) []int32 {
 }
 
 // mergeSmall applies merges by repeatedly merging the lowest-ranked adjacent
-// pair (leftmost on ties). Quadratic, and the fastest for short words.
+// pair (leftmost on ties). It keeps the rank of every adjacent pair in an
+// array, so a merge costs two table lookups and a scan of the (short) array:
+// the fastest for words up to a few hundred bytes.
 func (t *Tokenizer) mergeSmall(st *encodeState, out []int32, w string) []int32 {
 	ids := st.ids[:0]
 	for i := 0; i < len(w); i++ {
 		ids = append(ids, t.byteID[w[i]])
 	}
+	pr := st.pairs[:0]
+	for i := 0; i+1 < len(ids); i++ {
+		pr = append(pr, t.pairAt(ids[i], ids[i+1]))
+	}
 	for len(ids) > 1 {
-		best, bestRank, bestID := -1, int32(1<<31-1), int32(0)
-		for i := 0; i+1 < len(ids); i++ {
-			if r, m, ok := t.merges.get(ids[i], ids[i+1]); ok && r < bestRank {
-				best, bestRank, bestID = i, r, m
+		best := -1
+		bestRank := int32(noMerge)
+		for i, p := range pr {
+			if p.rank < bestRank {
+				best, bestRank = i, p.rank
 			}
 		}
 		if best < 0 {
 			break
 		}
-		ids[best] = bestID
+		ids[best] = pr[best].merged
 		ids = append(ids[:best+1], ids[best+2:]...)
+		pr = append(pr[:best], pr[best+1:]...)
+		if best > 0 {
+			pr[best-1] = t.pairAt(ids[best-1], ids[best])
+		}
+		if best < len(pr) {
+			pr[best] = t.pairAt(ids[best], ids[best+1])
+		}
 	}
-	st.ids = ids
+	st.ids, st.pairs = ids, pr
 	return append(out, ids...)
+}
+
+// noMerge is the rank of a pair that never merges.
+const noMerge = 1<<31 - 1
+
+type pairMerge struct{ rank, merged int32 }
+
+func (t *Tokenizer) pairAt(a, b int32) pairMerge {
+	if r, m, ok := t.merges.get(a, b); ok {
+		return pairMerge{r, m}
+	}
+	return pairMerge{noMerge, 0}
 }
 
 // symbol is a node of the doubly linked list of a long word's tokens.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/sugarme/tokenizer/pretokenizer"
@@ -86,6 +88,14 @@ func Parse(data []byte) (*Tokenizer, error) {
 	var vocabRaw, mergesRaw []byte
 	sc := &scanner{data: data}
 	err := sc.object(func(key []byte) error {
+		if string(key) == "model" {
+			// Split in place: the model is nearly all of the file.
+			var err error
+			if vocabRaw, mergesRaw, err = splitModel(sc, &f.Model); err != nil {
+				return fmt.Errorf("model: %w", err)
+			}
+			return nil
+		}
 		raw, err := sc.skipValue()
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
@@ -101,8 +111,6 @@ func Parse(data []byte) (*Tokenizer, error) {
 			f.PostProcessor = raw
 		case "decoder":
 			f.Decoder = raw
-		case "model":
-			vocabRaw, mergesRaw, err = splitModel(raw, &f.Model)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
@@ -144,9 +152,8 @@ func Parse(data []byte) (*Tokenizer, error) {
 
 // splitModel decodes the small fields of the model section with
 // encoding/json and returns the raw vocab and merges for the fast scanner.
-func splitModel(raw []byte, m *modelJSON) (vocab, merges []byte, err error) {
+func splitModel(sc *scanner, m *modelJSON) (vocab, merges []byte, err error) {
 	small := map[string]json.RawMessage{}
-	sc := &scanner{data: raw}
 	err = sc.object(func(key []byte) error {
 		v, err := sc.skipValue()
 		if err != nil {
@@ -269,7 +276,12 @@ func (t *byteLevel) unByteLevel(dst []byte, tok []byte) ([]byte, bool) {
 	for i := 0; i < len(tok); {
 		r, n := rune(tok[i]), 1
 		if r >= utf8.RuneSelf {
-			r, n = utf8.DecodeRune(tok[i:])
+			// The alphabet is below U+0800: two-byte sequences.
+			if i+1 < len(tok) && r >= 0xC2 && r <= 0xDF && tok[i+1]&0xC0 == 0x80 {
+				r, n = (r&0x1F)<<6|rune(tok[i+1]&0x3F), 2
+			} else {
+				r, n = utf8.DecodeRune(tok[i:])
+			}
 		}
 		if r >= 512 || t[r] < 0 {
 			return dst, false
@@ -296,18 +308,33 @@ func buildModel(m *modelJSON, vocabRaw, mergesRaw []byte) (*Tokenizer, error) {
 		return nil, errors.New("continuing_subword_prefix and end_of_word_suffix are not supported")
 	}
 	bl := byteLevelTable()
-	type entry struct {
-		key string
-		id  int32
+	// The merges need no vocab to parse: do it on another core meanwhile.
+	type parsedMerges struct {
+		all  []byte
+		recs []mergeText
+		err  error
 	}
+	mergesDone := make(chan parsedMerges, 1)
+	go func() {
+		all, recs, err := parseMerges(mergesRaw, bl)
+		mergesDone <- parsedMerges{all, recs, err}
+	}()
+	pm := func() parsedMerges { return <-mergesDone }
+	// All keys go into one arena string: no allocation per token, and the
+	// keys lie in file order, which is id order in Llama 3 files.
+	type entry struct{ off, end, id int32 }
 	entries := make([]entry, 0, 1<<17)
+	arena := make([]byte, 0, len(vocabRaw)/2)
 	maxID := int32(-1)
-	var raw []byte
 	sc := &scanner{data: vocabRaw}
 	err := sc.object(func(tok []byte) error {
+		off := len(arena)
 		var ok bool
-		if raw, ok = bl.unByteLevel(raw[:0], tok); !ok {
+		if arena, ok = bl.unByteLevel(arena, tok); !ok {
 			return fmt.Errorf("token %q is not byte-level encoded", tok)
+		}
+		if len(arena) > 1<<30 {
+			return errors.New("vocab too large")
 		}
 		id, err := sc.integer()
 		if err != nil {
@@ -316,25 +343,28 @@ func buildModel(m *modelJSON, vocabRaw, mergesRaw []byte) (*Tokenizer, error) {
 		if id < 0 || id > 1<<24 {
 			return fmt.Errorf("token %q has id %d out of range", tok, id)
 		}
-		entries = append(entries, entry{string(raw), int32(id)})
+		entries = append(entries, entry{int32(off), int32(len(arena)), int32(id)})
 		maxID = max(maxID, int32(id))
 		return nil
 	})
 	if err != nil {
+		pm()
 		return nil, fmt.Errorf("vocab: %w", err)
 	}
 	if len(entries) == 0 {
+		pm()
 		return nil, errors.New("vocab is empty")
 	}
 	t := &Tokenizer{vocab: newVocabTable(len(entries)), ignoreMerges: m.IgnoreMerges}
 	t.vocab.keys = make([]string, maxID+1)
 	t.idKnown = make([]bool, maxID+1)
+	keys := string(arena)
 	for _, e := range entries {
 		if t.idKnown[e.id] {
 			return nil, fmt.Errorf("vocab: id %d is used twice", e.id)
 		}
-		if !t.vocab.insert(e.key, e.id) {
-			return nil, fmt.Errorf("vocab: token %q appears twice", e.key)
+		if !t.vocab.insert(keys[e.off:e.end], e.id) {
+			return nil, fmt.Errorf("vocab: token %q appears twice", keys[e.off:e.end])
 		}
 		t.idKnown[e.id] = true
 	}
@@ -347,24 +377,28 @@ func buildModel(m *modelJSON, vocabRaw, mergesRaw []byte) (*Tokenizer, error) {
 		}
 		t.byteID[b] = id
 	}
-	if err := t.buildMerges(mergesRaw, bl); err != nil {
+	merges := pm()
+	if merges.err != nil {
+		return nil, fmt.Errorf("merges: %w", merges.err)
+	}
+	if err := t.buildMerges(merges.all, merges.recs); err != nil {
 		return nil, fmt.Errorf("merges: %w", err)
 	}
 	return t, nil
 }
 
-// buildMerges reads merges in either layout ("a b" strings or ["a","b"]
-// pairs) into the pair -> (rank, merged id) table.
-func (t *Tokenizer) buildMerges(raw []byte, bl *byteLevel) error {
-	// Count first so the table is sized once: merges are separated by commas
-	// outside strings; an upper bound is enough.
-	n := bytes.Count(raw, []byte{','}) + 1
-	t.merges = newPairTable(n)
-	var ab, tmp []byte
+// mergeText is one merge as raw bytes: all[off:off+split] + all[off+split:end].
+type mergeText struct{ off, split, end uint32 }
+
+// parseMerges reads merges in either layout ("a b" strings or ["a","b"]
+// pairs) into raw bytes. It needs no vocab, so it runs while the vocab loads.
+func parseMerges(raw []byte, bl *byteLevel) (all []byte, recs []mergeText, err error) {
+	all = make([]byte, 0, len(raw)/2)
+	recs = make([]mergeText, 0, bytes.Count(raw, []byte{','})+1)
 	sc := &scanner{data: raw}
-	return sc.array(func(i int) error {
+	err = sc.array(func(i int) error {
+		off := len(all)
 		var split int
-		ab = ab[:0]
 		if sc.peek() == '[' {
 			if err := sc.array(func(k int) error {
 				s, err := sc.str()
@@ -375,13 +409,12 @@ func (t *Tokenizer) buildMerges(raw []byte, bl *byteLevel) error {
 					return errors.New("more than two tokens")
 				}
 				var ok bool
-				if tmp, ok = bl.unByteLevel(tmp[:0], s); !ok {
+				if all, ok = bl.unByteLevel(all, s); !ok {
 					return fmt.Errorf("%q is not byte-level encoded", s)
 				}
 				if k == 0 {
-					split = len(tmp)
+					split = len(all) - off
 				}
-				ab = append(ab, tmp...)
 				return nil
 			}); err != nil {
 				return fmt.Errorf("merge %d: %w", i, err)
@@ -396,22 +429,63 @@ func (t *Tokenizer) buildMerges(raw []byte, bl *byteLevel) error {
 				return fmt.Errorf("merge %d %q: want two tokens separated by a space", i, s)
 			}
 			var ok1, ok2 bool
-			ab, ok1 = bl.unByteLevel(ab, s[:sp])
-			split = len(ab)
-			ab, ok2 = bl.unByteLevel(ab, s[sp+1:])
+			all, ok1 = bl.unByteLevel(all, s[:sp])
+			split = len(all) - off
+			all, ok2 = bl.unByteLevel(all, s[sp+1:])
 			if !ok1 || !ok2 {
 				return fmt.Errorf("merge %d %q: not byte-level encoded", i, s)
 			}
 		}
-		a, okA := t.vocab.get(ab[:split])
-		b, okB := t.vocab.get(ab[split:])
-		merged, okM := t.vocab.get(ab)
-		if !okA || !okB || !okM || split == 0 || split == len(ab) {
-			return fmt.Errorf("merge %d (%q + %q): a part or the result is not in the vocab", i, ab[:split], ab[split:])
+		if split == 0 || off+split == len(all) {
+			return fmt.Errorf("merge %d: an empty token", i)
 		}
-		// A repeated pair keeps its last rank: the Hugging Face library
-		// collects merges into a map in order.
-		t.merges.put(a, b, int32(i), merged)
+		if len(all) > 1<<31 {
+			return errors.New("merges too large")
+		}
+		recs = append(recs, mergeText{uint32(off), uint32(split), uint32(len(all))})
 		return nil
 	})
+	return all, recs, err
+}
+
+// buildMerges resolves the merges to ids on all cores and fills the pair ->
+// (rank, merged id) table.
+func (t *Tokenizer) buildMerges(all []byte, recs []mergeText) error {
+	type resolved struct{ a, b, merged int32 }
+	res := make([]resolved, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			lo, hi := len(recs)*w/workers, len(recs)*(w+1)/workers
+			for i := lo; i < hi; i++ {
+				r := recs[i]
+				ab := all[r.off:r.end]
+				a, okA := t.vocab.get(ab[:r.split])
+				b, okB := t.vocab.get(ab[r.split:])
+				m, okM := t.vocab.get(ab)
+				if !okA || !okB || !okM {
+					errs[w] = fmt.Errorf("merge %d (%q + %q): a part or the result is not in the vocab", i, ab[:r.split], ab[r.split:])
+					return
+				}
+				res[i] = resolved{a, b, m}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	t.merges = newPairTable(len(res))
+	for i, r := range res {
+		// A repeated pair keeps its last rank: the Hugging Face library
+		// collects merges into a map in order.
+		t.merges.put(r.a, r.b, int32(i), r.merged)
+	}
+	return nil
 }

@@ -21,7 +21,8 @@ type pairSlot struct {
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 func newPairTable(n int) pairTable {
-	size := 1 << bits.Len(uint(n*2+1))
+	// Load factor about 0.5-0.75: the table stays small enough for the cache.
+	size := 1 << bits.Len(uint(n+n/3))
 	if size < 16 {
 		size = 16
 	}

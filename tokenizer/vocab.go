@@ -1,25 +1,29 @@
 package tokenizer
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 )
 
 // vocabTable maps the raw bytes of a token to its id. It is an
-// open-addressing table of (hash, id) slots that compares keys through
-// idBytes: half the memory of a map[string]int32 and no pointer chasing,
-// which matters for the ignore_merges lookup of every pre-token and for
-// loading 400k merge strings. Read-only after loading.
+// open-addressing table whose slots hold the first 8 bytes of the key, its
+// length and a hash tag, so a lookup of a key of up to 8 bytes (most tokens)
+// touches one cache line and a longer one compares the rest through keys.
+// It serves the ignore_merges lookup of every pre-token and the 840k lookups
+// of loading the merges, where a map[string]int32 was the slowest part.
+// Read-only after loading.
 type vocabTable struct {
 	seed  maphash.Seed
 	slots []vocabSlot
 	mask  uint64
-	keys  []string // id -> key (shared with Tokenizer.idBytes at first)
+	keys  []string // id -> key
 	n     int
 }
 
 type vocabSlot struct {
-	hash uint32 // upper bits of the key's hash; 0 marks an empty slot
+	head uint64 // the key's first 8 bytes, little-endian, zero-padded
+	meta uint32 // hash tag << 8 | min(len, 255); 0 marks an empty slot
 	id   int32
 }
 
@@ -28,60 +32,67 @@ func newVocabTable(n int) *vocabTable {
 	return &vocabTable{seed: maphash.MakeSeed(), slots: make([]vocabSlot, size), mask: uint64(size - 1)}
 }
 
-func (v *vocabTable) hash(key []byte) (uint64, uint32) {
-	h := maphash.Bytes(v.seed, key)
-	tag := uint32(h>>32) | 1
-	return h, tag
+// keyHead packs up to the first 8 bytes of key.
+func keyHead[S string | []byte](key S) uint64 {
+	if len(key) >= 8 {
+		return binary.LittleEndian.Uint64([]byte(key[:8]))
+	}
+	var h uint64
+	for i := len(key) - 1; i >= 0; i-- {
+		h = h<<8 | uint64(key[i])
+	}
+	return h
 }
 
-func (v *vocabTable) hashString(key string) (uint64, uint32) {
-	h := maphash.String(v.seed, key)
-	tag := uint32(h>>32) | 1
-	return h, tag
+func keyMeta(h uint64, n int) uint32 {
+	return uint32(h>>40)<<8 | uint32(min(n, 255)) | 1<<8 // never 0
 }
 
 // insert adds key -> id; it reports false when key is already present.
 func (v *vocabTable) insert(key string, id int32) bool {
-	h, tag := v.hashString(key)
+	h := maphash.String(v.seed, key)
+	meta, head := keyMeta(h, len(key)), keyHead(key)
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		s := &v.slots[i]
-		if s.hash == 0 {
+		if s.meta == 0 {
 			for int(id) >= len(v.keys) {
 				v.keys = append(v.keys, "")
 			}
 			v.keys[id] = key
-			*s = vocabSlot{hash: tag, id: id}
+			*s = vocabSlot{head: head, meta: meta, id: id}
 			v.n++
 			return true
 		}
-		if s.hash == tag && v.keys[s.id] == key {
+		if s.meta == meta && s.head == head && v.keys[s.id] == key {
 			return false
 		}
 	}
 }
 
 func (v *vocabTable) get(key []byte) (int32, bool) {
-	h, tag := v.hash(key)
+	h := maphash.Bytes(v.seed, key)
+	meta, head := keyMeta(h, len(key)), keyHead(key)
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		s := &v.slots[i]
-		if s.hash == 0 {
-			return 0, false
-		}
-		if s.hash == tag && v.keys[s.id] == string(key) {
+		if s.meta == meta && s.head == head && (len(key) <= 8 || v.keys[s.id][8:] == string(key[8:])) {
 			return s.id, true
+		}
+		if s.meta == 0 {
+			return 0, false
 		}
 	}
 }
 
 func (v *vocabTable) getString(key string) (int32, bool) {
-	h, tag := v.hashString(key)
+	h := maphash.String(v.seed, key)
+	meta, head := keyMeta(h, len(key)), keyHead(key)
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		s := &v.slots[i]
-		if s.hash == 0 {
-			return 0, false
-		}
-		if s.hash == tag && v.keys[s.id] == key {
+		if s.meta == meta && s.head == head && (len(key) <= 8 || v.keys[s.id][8:] == key[8:]) {
 			return s.id, true
+		}
+		if s.meta == 0 {
+			return 0, false
 		}
 	}
 }
