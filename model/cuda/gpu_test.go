@@ -25,7 +25,7 @@ import (
 )
 
 type gpuEnv struct {
-	t      *testing.T
+	t      testing.TB
 	ks     *kernelSet
 	s      driver.Stream
 	allocs []driver.DevicePtr
@@ -34,7 +34,7 @@ type gpuEnv struct {
 
 // needGPU loads the kernels on device 0, with the test's goroutine locked to
 // its OS thread (the context is per thread), or skips.
-func needGPU(t *testing.T) *gpuEnv {
+func needGPU(t testing.TB) *gpuEnv {
 	t.Helper()
 	n, err := Available()
 	if err != nil || n == 0 {
