@@ -261,10 +261,12 @@ func scrapeBatchSizes(c *http.Client, base string) (histogram, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		name, rest, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
+		// The value follows the last space; label values may hold spaces.
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 || strings.HasPrefix(line, "#") {
 			continue
 		}
+		name, rest := line[:sp], line[sp+1:]
 		v, err := strconv.ParseFloat(rest, 64)
 		if err != nil {
 			continue
