@@ -130,6 +130,10 @@ DONE:
 
 func TestGPUDeviceQuery(t *testing.T) {
 	needGPU(t)
+	testDeviceQuery(t)
+}
+
+func testDeviceQuery(t *testing.T) {
 	inf, err := DeviceInfo(0)
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +150,10 @@ func TestGPUDeviceQuery(t *testing.T) {
 
 func TestGPULaunchCopyGraph(t *testing.T) {
 	needGPU(t)
+	testLaunchCopyGraph(t)
+}
+
+func testLaunchCopyGraph(t *testing.T) {
 	const n = 1000
 	mod, err := LoadModule(append([]byte(addOnePTX), 0))
 	if err != nil {
@@ -236,6 +244,10 @@ func TestGPULaunchCopyGraph(t *testing.T) {
 
 func TestGPUModuleLoadErrorCarriesLog(t *testing.T) {
 	needGPU(t)
+	testModuleLoadErrorCarriesLog(t)
+}
+
+func testModuleLoadErrorCarriesLog(t *testing.T) {
 	bad := strings.Replace(addOnePTX, "add.s32 %r5, %r5, 1;", "add.s32 %r5, %r9, 1;", 1)
 	_, err := LoadModule(append([]byte(bad), 0))
 	var e *Error
@@ -247,6 +259,10 @@ func TestGPUModuleLoadErrorCarriesLog(t *testing.T) {
 
 func TestGPUOutOfMemoryIsAnError(t *testing.T) {
 	needGPU(t)
+	testOutOfMemoryIsAnError(t)
+}
+
+func testOutOfMemoryIsAnError(t *testing.T) {
 	_, total, err := MemGetInfo()
 	if err != nil {
 		t.Fatal(err)
