@@ -189,6 +189,10 @@ func (b *Backend) init(w *weights.Model, dev driver.Device, inf driver.Info) err
 	if b.sin, err = b.upload("rope sin", float32Bytes(sin)); err != nil {
 		return err
 	}
+	// The uploads may still be in flight when the synchronous copies return.
+	if err := driver.Synchronize(); err != nil {
+		return err
+	}
 	for _, buf := range b.plan.Buffers {
 		p, err := b.alloc(buf.Name, buf.Bytes)
 		if err != nil {

@@ -12,15 +12,17 @@ type (
 	GraphExec uintptr
 )
 
-// StreamCreate makes a stream that does not synchronise with the default
-// stream (CU_STREAM_NON_BLOCKING).
+// StreamCreate makes a stream that stays ordered with the legacy default
+// stream (CU_STREAM_DEFAULT), on which the synchronous copies and memsets
+// run: those can return before their DMA has landed, so a stream that did
+// not wait for them (CU_STREAM_NON_BLOCKING) could read stale memory.
 func StreamCreate() (Stream, error) {
 	a, err := get()
 	if err != nil {
 		return 0, err
 	}
 	var s Stream
-	if err := a.err("cuStreamCreate", a.cuStreamCreate(&s, 1)); err != nil {
+	if err := a.err("cuStreamCreate", a.cuStreamCreate(&s, 0)); err != nil {
 		return 0, err
 	}
 	return s, nil

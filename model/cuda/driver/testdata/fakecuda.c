@@ -72,7 +72,7 @@ CUresult cuMemcpyDtoHAsync_v2(void *d, uint64_t s, size_t n, void *st) {
 }
 CUresult cuMemsetD16_v2(uint64_t p, unsigned short v, size_t n) { for (size_t i = 0; i < n; i++) ((uint16_t *)(uintptr_t)p)[i] = v; return 0; }
 CUresult cuMemsetD32_v2(uint64_t p, unsigned v, size_t n) { for (size_t i = 0; i < n; i++) ((uint32_t *)(uintptr_t)p)[i] = v; return 0; }
-CUresult cuStreamCreate(void **s, unsigned flags) { *s = FAKE_STREAM; return flags == 1 ? 0 : BAD; }
+CUresult cuStreamCreate(void **s, unsigned flags) { *s = FAKE_STREAM; return flags == 0 ? 0 : BAD; }
 CUresult cuStreamDestroy_v2(void *s) { return s == FAKE_STREAM ? 0 : BAD; }
 CUresult cuStreamSynchronize(void *s) { return s == FAKE_STREAM ? 0 : BAD; }
 static long next_event = 0x100;
