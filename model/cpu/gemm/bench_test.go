@@ -52,3 +52,31 @@ func BenchmarkLinear(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPackWeight widens and transposes a 2048×2048 weight into packed
+// panels, the per-call overhead Linear adds on top of the kernel.
+func BenchmarkPackWeight(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, dt := range []weights.DType{weights.BF16, weights.F32} {
+		w, _ := makeWeight(rng, dt, 2048, 2048)
+		for _, gather := range []bool{false, true} {
+			if gather && !useGatherPack {
+				continue
+			}
+			b.Run(fmt.Sprintf("%v/gather=%v", dt, gather), func(b *testing.B) {
+				saved := useGatherPack
+				useGatherPack = gather
+				defer func() { useGatherPack = saved }()
+				dst := make([]float32, blockK*blockN)
+				for b.Loop() {
+					for j0 := 0; j0 < w.N; j0 += blockN {
+						for k0 := 0; k0 < w.K; k0 += blockK {
+							weightB{w}.pack(dst, 32, j0, blockN, k0, blockK)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(w.N*w.K), "ns/elem")
+			})
+		}
+	}
+}

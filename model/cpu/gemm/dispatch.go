@@ -1,5 +1,11 @@
 package gemm
 
+import (
+	"runtime"
+
+	"llamaembed/weights"
+)
+
 // kernel names a microkernel family.
 type kernel int
 
@@ -7,6 +13,7 @@ const (
 	kernelPortable kernel = iota
 	kernelAVX2
 	kernelAVX512
+	kernelAMX // AVX-512 kernels, with BF16-weight Linear on the AMX tile unit
 )
 
 func (k kernel) String() string {
@@ -15,6 +22,8 @@ func (k kernel) String() string {
 		return "avx2"
 	case kernelAVX512:
 		return "avx512"
+	case kernelAMX:
+		return "amx"
 	}
 	return "portable"
 }
@@ -32,6 +41,10 @@ func best() *impl {
 func Kernel() string { return active.kind.String() }
 
 func linear(out, x []float32, w Weight, m int) {
+	if active.kind == kernelAMX && w.DType == weights.BF16 {
+		linearAMX(out, x, w, m, runtime.GOMAXPROCS(0))
+		return
+	}
 	gemm(active, m, w.N, w.K, x, w.K, weightB{w}, out, w.N, true)
 }
 

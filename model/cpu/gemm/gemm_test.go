@@ -260,3 +260,64 @@ func TestShapeMismatchPanics(t *testing.T) {
 		}()
 	}
 }
+
+// TestLinearExactProducts checks each kernel keeps the activations' full
+// float32 precision: with one term per output and power-of-two weights the
+// product is exact in float32, so every kernel must match bit for bit (a
+// kernel that rounded activations to bf16, or dropped part of the AMX
+// split, would not).
+func TestLinearExactProducts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
+		const m, n, k = 70, 48, 1
+		w, wv := makeWeight(rng, dt, n, k)
+		for j := 0; j < n; j++ {
+			e := rng.IntN(9) - 4
+			v := float32(math.Ldexp(1, e))
+			if j%2 == 1 {
+				v = -v
+			}
+			w = setWeight(w, j, v)
+			wv[j] = v
+		}
+		x := make([]float32, m*k)
+		for i := range x {
+			// Full 24-bit significands over a wide exponent range.
+			x[i] = math.Float32frombits(uint32(rng.IntN(1<<23)) | uint32(127-20+rng.IntN(40))<<23)
+		}
+		forVariants(func(v variant) {
+			out := poisoned(m * n)
+			Linear(out, x, w, m)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					if want := x[i] * wv[j]; out[i*n+j] != want {
+						t.Fatalf("%s %v: out[%d][%d] = %g (%#x), want exactly %g (%#x)", v.name, dt, i, j,
+							out[i*n+j], math.Float32bits(out[i*n+j]), want, math.Float32bits(want))
+					}
+				}
+			}
+		})
+	}
+}
+
+// setWeight stores v (exactly representable in the dtype) as element j of a
+// K=1 weight.
+func setWeight(w Weight, j int, v float32) Weight {
+	switch w.DType {
+	case weights.BF16:
+		binary.LittleEndian.PutUint16(w.Data[2*j:], uint16(math.Float32bits(v)>>16))
+	case weights.F16:
+		binary.LittleEndian.PutUint16(w.Data[2*j:], float32ToF16(v))
+	case weights.F32:
+		binary.LittleEndian.PutUint32(w.Data[4*j:], math.Float32bits(v))
+	}
+	return w
+}
+
+func TestVariantsCoverThisCPU(t *testing.T) {
+	var names []string
+	for _, v := range variants() {
+		names = append(names, v.name)
+	}
+	t.Logf("kernel variants tested here: %v (default %s)", names, Kernel())
+}

@@ -20,7 +20,126 @@ func main() {
 	// AVX2/FMA: 6 rows x 16 columns, 12 accumulators Y0-Y11, B in Y12-Y13,
 	// broadcasts in Y14-Y15.
 	kernel(&b, "kernAVX2", "Y", 6, 2, 32, 12, 14, 2)
+	// Transposing packs: 16 rows × one 64-byte line each per iteration.
+	transpose(&b, "transBF16x16", "bf16")
+	transpose(&b, "transF16x16", "f16")
+	transpose(&b, "transF32x16", "f32")
+	transpose(&b, "transDW16", "dw")
+	amx(&b)
 	os.Stdout.WriteString(b.String())
+}
+
+// transpose emits func name(dst *float32, src *byte, rowBytes, n, nr int):
+// n times, it loads one 64-byte line from each of 16 rows (rowBytes apart),
+// transposes the 16×16 dwords in registers (unpack dq, unpack qdq, two lane
+// shuffles) and stores the columns widened to float32 as rows of dst (nr
+// floats apart). A dword holds one float32, or two 16-bit values that become
+// consecutive dst rows. Per iteration src advances 64 bytes and dst 32 rows
+// (16 for f32).
+// prefetchAhead is how far ahead of the transposing loads each row is
+// prefetched: the rows are 16 separate streams the hardware may not follow.
+const prefetchAhead = 512
+
+func transpose(b *strings.Builder, name, kind string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	fmt.Fprintf(b, "\n// func %s(dst *float32, src *byte, rowBytes, n, nr int)\n", name)
+	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-40\n", name)
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ src+8(FP), SI")
+	p("MOVQ rowBytes+16(FP), AX")
+	p("MOVQ n+24(FP), CX")
+	p("MOVQ nr+32(FP), DX")
+	p("SHLQ $2, DX")
+	p("MOVL $0xffff0000, BX")
+	p("TESTQ CX, CX")
+	p("JZ %s_done", name)
+	fmt.Fprintf(b, "%s_loop:\n", name)
+	p("MOVQ SI, R9")
+	for r := 0; r < 16; r++ {
+		p("VMOVDQU32 (R9), %s", z(r))
+		p("PREFETCHT0 %d(R9)", prefetchAhead)
+		if r < 15 {
+			p("ADDQ AX, R9")
+		}
+	}
+	// Stage 1: pairs of rows interleaved by dword.
+	for i := 0; i < 8; i++ {
+		p("VPUNPCKLDQ %s, %s, %s", z(2*i+1), z(2*i), z(16+2*i))
+		p("VPUNPCKHDQ %s, %s, %s", z(2*i+1), z(2*i), z(17+2*i))
+	}
+	// Stage 2: Z(4g+c) lane L = column 4L+c of rows 4g..4g+3.
+	for g := 0; g < 4; g++ {
+		a := 16 + 4*g
+		p("VPUNPCKLQDQ %s, %s, %s", z(a+2), z(a), z(4*g))
+		p("VPUNPCKHQDQ %s, %s, %s", z(a+2), z(a), z(4*g+1))
+		p("VPUNPCKLQDQ %s, %s, %s", z(a+3), z(a+1), z(4*g+2))
+		p("VPUNPCKHQDQ %s, %s, %s", z(a+3), z(a+1), z(4*g+3))
+	}
+	// Stages 3 and 4: a 4×4 transpose of 128-bit lanes for each c, leaving
+	// column x in Z(x).
+	for c := 0; c < 4; c++ {
+		x0, x1, x2, x3 := z(c), z(4+c), z(8+c), z(12+c)
+		y := 16 + 4*c
+		p("VSHUFI32X4 $0x44, %s, %s, %s", x1, x0, z(y))
+		p("VSHUFI32X4 $0xee, %s, %s, %s", x1, x0, z(y+1))
+		p("VSHUFI32X4 $0x44, %s, %s, %s", x3, x2, z(y+2))
+		p("VSHUFI32X4 $0xee, %s, %s, %s", x3, x2, z(y+3))
+	}
+	for c := 0; c < 4; c++ {
+		y := 16 + 4*c
+		p("VSHUFI32X4 $0x88, %s, %s, %s", z(y+2), z(y), z(c))
+		p("VSHUFI32X4 $0xdd, %s, %s, %s", z(y+2), z(y), z(4+c))
+		p("VSHUFI32X4 $0x88, %s, %s, %s", z(y+3), z(y+1), z(8+c))
+		p("VSHUFI32X4 $0xdd, %s, %s, %s", z(y+3), z(y+1), z(12+c))
+	}
+	p("MOVQ DI, R10")
+	switch kind {
+	case "f32":
+		for x := 0; x < 16; x++ {
+			p("VMOVUPS %s, (R10)", z(x))
+			p("ADDQ DX, R10")
+		}
+		p("ADDQ $64, SI")
+		p("MOVQ R10, DI")
+	case "bf16":
+		p("VPBROADCASTD BX, Z31")
+		for x := 0; x < 16; x++ {
+			p("VPSLLD $16, %s, Z16", z(x))
+			p("VPANDD Z31, %s, Z17", z(x))
+			p("VMOVUPS Z16, (R10)")
+			p("VMOVUPS Z17, (R10)(DX*1)")
+			p("LEAQ (R10)(DX*2), R10")
+		}
+		p("ADDQ $64, SI")
+		p("MOVQ R10, DI")
+	case "dw":
+		// Raw dwords (bf16 pairs) into a 16×16 tile of 64-byte rows; dst
+		// advances by the nr argument (in dwords) per iteration.
+		for x := 0; x < 16; x++ {
+			p("VMOVDQU32 %s, %d(DI)", z(x), 64*x)
+		}
+		p("ADDQ $64, SI")
+		p("ADDQ DX, DI")
+	case "f16":
+		for x := 0; x < 16; x++ {
+			p("VPMOVDW %s, Y16", z(x))
+			p("VPSRLD $16, %s, Z17", z(x))
+			p("VPMOVDW Z17, Y17")
+			p("VCVTPH2PS Y16, Z16")
+			p("VCVTPH2PS Y17, Z17")
+			p("VMOVUPS Z16, (R10)")
+			p("VMOVUPS Z17, (R10)(DX*1)")
+			p("LEAQ (R10)(DX*2), R10")
+		}
+		p("ADDQ $64, SI")
+		p("MOVQ R10, DI")
+	}
+	p("DECQ CX")
+	p("JNZ %s_loop", name)
+	fmt.Fprintf(b, "%s_done:\n", name)
+	p("VZEROUPPER")
+	p("RET")
 }
 
 // kernel emits func name(kc int, a, b, c *float32, ldc int, accumulate bool):
@@ -89,4 +208,114 @@ func store(p func(string, ...any), acc func(r, v int) string, mr, nv, vecBytes i
 			p("ADDQ R8, DX")
 		}
 	}
+}
+
+// AMX instructions are not in Go's assembler: they are emitted as bytes
+// (VEX, map 0F38, W0, L0). Register numbers: AX 0, CX 1, DX 2, BX 3, SI 6,
+// DI 7; only these low registers are used in addresses.
+const (
+	rAX, rCX, rDX, rBX, rSI, rDI = 0, 1, 2, 3, 6, 7
+)
+
+func vexBytes(pp, vvvv int, op byte, rest ...byte) string {
+	bs := []byte{0xc4, 0xe2, byte((^vvvv&15)<<3 | pp), op}
+	bs = append(bs, rest...)
+	parts := make([]string, len(bs))
+	for i, x := range bs {
+		parts[i] = fmt.Sprintf("BYTE $0x%02x", x)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func disp32(d int) []byte { return []byte{byte(d), byte(d >> 8), byte(d >> 16), byte(d >> 24)} }
+
+// tileload: TILELOADD tmm, [base + index*1 + disp] (F2, opcode 4B, SIB).
+func tileload(tmm, base, index, disp int) string {
+	return vexBytes(3, 0, 0x4b, append([]byte{byte(0x84 | tmm<<3), byte(index<<3 | base)}, disp32(disp)...)...) +
+		fmt.Sprintf(" // TILELOADD tmm%d, [r%d + r%d + %d]", tmm, base, index, disp)
+}
+
+// tilestore: TILESTORED [base + index*1 + disp], tmm (F3, opcode 4B, SIB).
+func tilestore(base, index, disp, tmm int) string {
+	return vexBytes(2, 0, 0x4b, append([]byte{byte(0x84 | tmm<<3), byte(index<<3 | base)}, disp32(disp)...)...) +
+		fmt.Sprintf(" // TILESTORED [r%d + r%d + %d], tmm%d", base, index, disp, tmm)
+}
+
+// tdpbf16ps: c += a·b (F3, opcode 5C, ModRM.reg = c, ModRM.rm = a, vvvv = b).
+func tdpbf16ps(c, a, b int) string {
+	return vexBytes(2, b, 0x5c, byte(0xc0|c<<3|a)) + fmt.Sprintf(" // TDPBF16PS tmm%d, tmm%d, tmm%d", c, a, b)
+}
+
+func tilezero(t int) string {
+	return vexBytes(3, 0, 0x49, byte(0xc0|t<<3)) + fmt.Sprintf(" // TILEZERO tmm%d", t)
+}
+
+// amx emits func amxTiles(cfg *byte, a *uint16, b *uint32, c *float32,
+// ldc, nchunks, nsub int, accumulate bool). For each of nsub 32-column
+// panels of B it computes a 32×32 tile of C (rows ldc floats apart, panels
+// 32 floats apart) over nchunks chunks of 32 k: C (tmm0-3) += A·B, where A
+// comes as three bf16 parts (hi, mid, lo, which sum exactly to the float32
+// activations), each a pair of 16×32 tiles (tmm4-5), and B as a pair of
+// 16-pair×16-column tiles (tmm6-7). Layouts, contiguous 1 KiB tiles:
+// a[chunk][part][half][16][32] bf16, b[panel][chunk][half][16][16] pairs.
+func amx(b *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
+	fmt.Fprintf(b, "\n// func amxTiles(cfg *byte, a *uint16, b *uint32, c *float32, ldc, nchunks, nsub int, accumulate bool)\n")
+	fmt.Fprintf(b, "TEXT ·amxTiles(SB), NOSPLIT, $0-57\n")
+	p("MOVQ cfg+0(FP), AX")
+	p("%s // LDTILECFG [AX]", vexBytes(0, 0, 0x49, 0x00))
+	p("MOVQ a+8(FP), R8")
+	p("MOVQ b+16(FP), DI")
+	p("MOVQ c+24(FP), BX")
+	p("MOVQ ldc+32(FP), DX")
+	p("SHLQ $2, DX")
+	p("MOVQ nchunks+40(FP), R9")
+	p("MOVQ nsub+48(FP), R10")
+	p("MOVBQZX accumulate+56(FP), R11")
+	p("MOVQ $64, AX")
+	b.WriteString("amx_panel:\n")
+	p("MOVQ DX, SI")
+	p("SHLQ $4, SI")
+	p("ADDQ BX, SI") // SI = C + 16 rows
+	p("TESTQ R11, R11")
+	p("JZ amx_zero")
+	p(tileload(0, rBX, rDX, 0))
+	p(tileload(1, rBX, rDX, 64))
+	p(tileload(2, rSI, rDX, 0))
+	p(tileload(3, rSI, rDX, 64))
+	p("JMP amx_start")
+	b.WriteString("amx_zero:\n")
+	for t := 0; t < 4; t++ {
+		p(tilezero(t))
+	}
+	b.WriteString("amx_start:\n")
+	p("MOVQ R8, SI")
+	p("MOVQ R9, CX")
+	b.WriteString("amx_chunk:\n")
+	p(tileload(6, rDI, rAX, 0))
+	p(tileload(7, rDI, rAX, 1024))
+	for part := 0; part < 3; part++ {
+		p(tileload(4, rSI, rAX, part*2048))
+		p(tileload(5, rSI, rAX, part*2048+1024))
+		p(tdpbf16ps(0, 4, 6))
+		p(tdpbf16ps(1, 4, 7))
+		p(tdpbf16ps(2, 5, 6))
+		p(tdpbf16ps(3, 5, 7))
+	}
+	p("ADDQ $6144, SI")
+	p("ADDQ $2048, DI")
+	p("DECQ CX")
+	p("JNZ amx_chunk")
+	p("MOVQ DX, SI")
+	p("SHLQ $4, SI")
+	p("ADDQ BX, SI")
+	p(tilestore(rBX, rDX, 0, 0))
+	p(tilestore(rBX, rDX, 64, 1))
+	p(tilestore(rSI, rDX, 0, 2))
+	p(tilestore(rSI, rDX, 64, 3))
+	p("ADDQ $128, BX")
+	p("DECQ R10")
+	p("JNZ amx_panel")
+	p("%s // TILERELEASE", vexBytes(0, 0, 0x49, 0xc0))
+	p("RET")
 }

@@ -34,5 +34,8 @@ func available() []*impl {
 	if cpu.X86.HasAVX512F {
 		impls = append(impls, avx512Impl)
 	}
+	if amxEnabled() {
+		impls = append(impls, amxImpl)
+	}
 	return impls
 }

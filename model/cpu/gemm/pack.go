@@ -31,11 +31,17 @@ func packRows(dst []float32, nr int, w *Weight, f []float32, ld, j0, rows, k0, k
 	}
 }
 
+var probeNoTrans = false
+
 // maxGatherRowBytes keeps 15 row strides inside the gather's int32 offsets.
+var experimentX8 = true
+
 const maxGatherRowBytes = math.MaxInt32 / 16
 
-// packGroup16 packs 16 rows with the assembly gathers; an odd last element
-// of a 2-byte type is finished in Go, since its dword would read past kc.
+// packGroup16 packs 16 rows with assembly: a register transpose of 16
+// lines at a time (32 two-byte or 16 four-byte elements per row), then dword
+// gathers for the rest of kc, then Go for an odd last two-byte element,
+// whose dword would read past kc.
 func packGroup16(dst []float32, nr int, w *Weight, f []float32, ld, j, k0, kc int) {
 	_ = dst[(kc-1)*nr+15] // the extent the assembly writes
 	if w == nil {
@@ -44,7 +50,8 @@ func packGroup16(dst []float32, nr int, w *Weight, f []float32, ld, j, k0, kc in
 			packRowsGo(dst, nr, f, ld, j, 16, k0, kc)
 			return
 		}
-		packF32x16(&dst[0], (*byte)(unsafe.Pointer(&f[j*ld+k0])), ld*4, kc, nr)
+		src := (*byte)(unsafe.Pointer(&f[j*ld+k0]))
+		packF32Group(dst, nr, src, ld*4, kc)
 		return
 	}
 	size := w.DType.Size()
@@ -57,19 +64,35 @@ func packGroup16(dst []float32, nr int, w *Weight, f []float32, ld, j, k0, kc in
 		return
 	}
 	src := &w.Data[(j*w.K+k0)*size]
-	switch w.DType {
-	case weights.F32:
-		packF32x16(&dst[0], src, rowBytes, kc, nr)
+	if w.DType == weights.F32 {
+		packF32Group(dst, nr, src, rowBytes, kc)
 		return
-	case weights.BF16:
-		packBF16x16(&dst[0], src, rowBytes, kc/2, nr)
-	case weights.F16:
-		packF16x16(&dst[0], src, rowBytes, kc/2, nr)
+	}
+	trans, gather := transBF16x16, packBF16x16
+	if w.DType == weights.F16 {
+		trans, gather = transF16x16, packF16x16
+	}
+	lines := kc / 32
+	if probeNoTrans {
+		lines = 0
+	}
+	trans(&dst[0], src, rowBytes, lines, nr)
+	if done := lines * 32; done+1 < kc {
+		gather(&dst[done*nr], &w.Data[(j*w.K+k0+done)*size], rowBytes, (kc-done)/2, nr)
 	}
 	if kc%2 == 1 {
 		for jj := 0; jj < 16; jj++ {
 			packWeightColumnGo(dst[(kc-1)*nr+jj:], nr, *w, j+jj, k0+kc-1, 1)
 		}
+	}
+}
+
+// packF32Group packs 16 float32 rows starting at src (bounds checked by the caller).
+func packF32Group(dst []float32, nr int, src *byte, rowBytes, kc int) {
+	lines := kc / 16
+	transF32x16(&dst[0], src, rowBytes, lines, nr)
+	if done := lines * 16; done < kc {
+		packF32x16(&dst[done*nr], (*byte)(unsafe.Add(unsafe.Pointer(src), done*4)), rowBytes, kc-done, nr)
 	}
 }
 

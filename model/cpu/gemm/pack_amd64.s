@@ -99,3 +99,4 @@ f32_loop:
 f32_done:
 	VZEROUPPER
 	RET
+
