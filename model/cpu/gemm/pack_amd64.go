@@ -15,7 +15,6 @@ func packF32x16(dst *float32, src *byte, rowBytes, n, nr int)
 // for VPMOVDW); tests turn it off to cover the Go loops.
 var useGatherPack = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
 
-
 //go:noescape
 func transBF16x16(dst *float32, src *byte, rowBytes, n, nr int)
 
