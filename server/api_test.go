@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -514,5 +516,67 @@ func TestWaywo(t *testing.T) {
 	}
 	if r := do(t, "GET", ts.URL+"/embed", nil); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("GET /embed: %d", r.status)
+	}
+}
+
+// TestPromptConfigurations covers the 8B's prompts (an instruction for
+// queries, nothing for documents) and a symmetric model (no prompts, so
+// input_type is optional).
+func TestPromptConfigurations(t *testing.T) {
+	text := "Paris is the capital of France."
+	t.Run("8B prompts", func(t *testing.T) {
+		p := tokenizer.Nemotron8BPrompts()
+		ts := startServer(t, serverOpts{tok: sharedTok.WithPrompts(p)})
+		checkError(t, do(t, "POST", ts.URL+"/v1/embeddings", map[string]any{"model": "tiny-llama-a", "input": text}), 400, "input_type", "'input_type' parameter is required for asymmetric models")
+		q := embeddingsOf(t, do(t, "POST", ts.URL+"/v1/embeddings", map[string]any{"model": "tiny-llama-a", "input": text, "input_type": "query"}), "tiny-llama-a", 1)[0]
+		if d := maxAbsDiff(q, to64(direct(t, text, p.Query, 64))); d > 1e-6 {
+			t.Errorf("query with the instruction prompt differs by %.3g", d)
+		}
+		r := do(t, "POST", ts.URL+"/embed", map[string]any{"documents": []string{text}})
+		var body struct{ Embeddings [][]float32 }
+		if err := json.Unmarshal(r.raw, &body); err != nil || len(body.Embeddings) != 1 {
+			t.Fatalf("/embed: %d %s", r.status, r.raw)
+		}
+		if d := maxAbsDiff(body.Embeddings[0], to64(direct(t, text, "", 64))); d > 1e-6 {
+			t.Errorf("/embed document (no prompt) differs by %.3g", d)
+		}
+	})
+	t.Run("symmetric", func(t *testing.T) {
+		ts := startServer(t, serverOpts{tok: sharedTok.WithPrompts(tokenizer.Prompts{})})
+		plain := embeddingsOf(t, do(t, "POST", ts.URL+"/v1/embeddings", map[string]any{"model": "tiny-llama-a", "input": text}), "tiny-llama-a", 1)[0]
+		if d := maxAbsDiff(plain, to64(direct(t, text, "", 64))); d > 1e-6 {
+			t.Errorf("symmetric embedding differs by %.3g", d)
+		}
+		q := embeddingsOf(t, do(t, "POST", ts.URL+"/v1/embeddings", map[string]any{"model": "tiny-llama-a", "input": text, "input_type": "query"}), "tiny-llama-a", 1)[0]
+		if maxAbsDiff(q, to64(plain)) != 0 {
+			t.Error("input_type changed a symmetric model's embedding")
+		}
+	})
+}
+
+func TestLoadFailureAndDrainWhileLoading(t *testing.T) {
+	ts := startServer(t, serverOpts{noLoad: true})
+	err := ts.Load(t.Context(), func(context.Context) (Model, error) { return Model{}, errors.New("checkpoint is broken") })
+	if err == nil || !strings.Contains(err.Error(), "checkpoint is broken") {
+		t.Fatalf("Load = %v", err)
+	}
+	if r := do(t, "GET", ts.URL+"/v1/health/ready", nil); r.status != 503 || r.body["message"] != "model failed to load" {
+		t.Errorf("ready after a failed load: %d %s", r.status, r.raw)
+	}
+	checkError(t, do(t, "POST", ts.URL+"/v1/embeddings", map[string]any{"model": "tiny-llama-a", "input": "x", "input_type": "query"}), 503, "", "not loaded")
+
+	// A drain that starts while the model loads wins: the load is refused.
+	ts2 := startServer(t, serverOpts{noLoad: true})
+	if err := ts2.Drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err = ts2.Load(t.Context(), func(context.Context) (Model, error) {
+		return Model{Embedders: []Embedder{sharedEnc}, Tokenizer: FromTokenizer(sharedTok)}, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "shut down while loading") {
+		t.Fatalf("Load after Drain = %v", err)
+	}
+	if r := do(t, "GET", ts2.URL+"/v1/health/ready", nil); r.status != 503 {
+		t.Errorf("ready after drain: %d", r.status)
 	}
 }

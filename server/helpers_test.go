@@ -76,6 +76,7 @@ type serverOpts struct {
 	cfg    Config
 	hold   chan struct{}
 	noLoad bool
+	tok    *tokenizer.Tokenizer // default: sharedTok (prompts "query: ", "passage: ")
 }
 
 func startServer(t *testing.T, o serverOpts) *testServer {
@@ -118,15 +119,21 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 		s.Close()
 	})
 	if !o.noLoad {
-		loadModel(t, s)
+		tok := o.tok
+		if tok == nil {
+			tok = sharedTok
+		}
+		loadModelWith(t, s, tok)
 	}
 	return &testServer{Server: s, URL: ts.URL, entered: entered}
 }
 
-func loadModel(t *testing.T, s *Server) {
+func loadModel(t *testing.T, s *Server) { loadModelWith(t, s, sharedTok) }
+
+func loadModelWith(t *testing.T, s *Server, tok *tokenizer.Tokenizer) {
 	t.Helper()
 	err := s.Load(context.Background(), func(context.Context) (Model, error) {
-		return Model{Embedders: []Embedder{sharedEnc}, Tokenizer: FromTokenizer(sharedTok)}, nil
+		return Model{Embedders: []Embedder{sharedEnc}, Tokenizer: FromTokenizer(tok)}, nil
 	})
 	if err != nil {
 		t.Fatal(err)

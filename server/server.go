@@ -141,10 +141,11 @@ type Server struct {
 	inflight int
 	drained  chan struct{} // closed when draining and inflight reaches 0
 	model    *loadedModel
+	closed   bool
+	stop     context.CancelFunc // stops the workers
 
 	batch   *batcher
 	workers sync.WaitGroup
-	stop    context.CancelFunc
 
 	// beforeBatch, when set (tests only), runs in the worker before each
 	// batch goes to the model: tests use it to hold the worker and so build
@@ -153,13 +154,12 @@ type Server struct {
 }
 
 type loadedModel struct {
-	tok             Tokenizer
-	query, passage  string
-	hidden          int
-	asymmetric      bool
-	tokenize        *tokenizePool
-	devices         []string
-	maxPositionsCfg int
+	tok            Tokenizer
+	query, passage string
+	hidden         int
+	asymmetric     bool
+	tokenize       *tokenizePool
+	devices        []string
 }
 
 // New builds a server in the loading state.
@@ -229,6 +229,13 @@ func (s *Server) start(ctx context.Context, m Model) error {
 		}
 		s.log.Info("encoder warmed up", "device", e.Device(), "took", time.Since(t0))
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Checked under the lock that Close also takes, so a drain that began
+	// while the model loaded never races with starting the workers.
+	if s.state != stateLoading || s.closed {
+		return errors.New("server: shut down while loading")
+	}
 	lm.tokenize = newTokenizePool(m.Tokenizer, s.cfg.TokenizeWorkers)
 	wctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
@@ -238,11 +245,6 @@ func (s *Server) start(ctx context.Context, m Model) error {
 			defer s.workers.Done()
 			s.runWorker(wctx, e, lm.hidden)
 		}()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state != stateLoading {
-		return errors.New("server: shut down while loading")
 	}
 	s.model = lm
 	s.state = stateReady
@@ -289,16 +291,18 @@ func (s *Server) inFlight() int {
 	return s.inflight
 }
 
-// Close stops the model workers; requests still queued fail.
+// Close stops the model workers; requests still queued fail. The server
+// cannot be loaded again.
 func (s *Server) Close() {
-	if s.stop != nil {
-		s.stop()
+	s.mu.Lock()
+	s.closed = true
+	stop, m := s.stop, s.model
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 	s.batch.close()
 	s.workers.Wait()
-	s.mu.Lock()
-	m := s.model
-	s.mu.Unlock()
 	if m != nil && m.tokenize != nil {
 		m.tokenize.close()
 	}
