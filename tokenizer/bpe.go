@@ -1,6 +1,5 @@
 package tokenizer
 
-import "container/heap"
 
 // encodeState is per-goroutine scratch space. It lives in a sync.Pool, whose
 // items are per-P, so its word cache needs no lock.
@@ -113,29 +112,55 @@ type symbol struct {
 	gone       bool
 }
 
-// mergeCand is a possible merge of sym[pos] with its successor.
+// mergeCand is a possible merge of sym[pos] with its successor. order is
+// rank<<32 | pos: the queue pops the lowest rank, leftmost first.
 type mergeCand struct {
-	rank, pos   int32
+	order       uint64
 	left, right int32 // the ids it was computed for, to detect stale entries
 	merged      int32
 }
 
+// mergeQueue is a binary min-heap of merge candidates (typed, because
+// container/heap's interface calls were most of the time on long words).
 type mergeQueue []mergeCand
 
-func (q mergeQueue) Len() int { return len(q) }
-func (q mergeQueue) Less(i, j int) bool {
-	if q[i].rank != q[j].rank {
-		return q[i].rank < q[j].rank
+func (q *mergeQueue) push(c mergeCand) {
+	h := append(*q, c)
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].order <= h[i].order {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
 	}
-	return q[i].pos < q[j].pos
+	*q = h
 }
-func (q mergeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *mergeQueue) Push(x any)   { *q = append(*q, x.(mergeCand)) }
-func (q *mergeQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+
+func (q *mergeQueue) pop() mergeCand {
+	h := *q
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].order < h[l].order {
+			m = r
+		}
+		if h[i].order <= h[m].order {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return top
 }
 
 // mergeLarge is the same merge order as mergeSmall in O(n log n): a priority
@@ -155,20 +180,16 @@ func (t *Tokenizer) mergeLarge(st *encodeState, out []int32, w string) []int32 {
 			return
 		}
 		if r, m, ok := t.merges.get(sym[pos].id, sym[nx].id); ok {
-			heap.Push(&q, mergeCand{rank: r, pos: pos, left: sym[pos].id, right: sym[nx].id, merged: m})
+			q.push(mergeCand{order: uint64(r)<<32 | uint64(pos), left: sym[pos].id, right: sym[nx].id, merged: m})
 		}
 	}
 	for i := range sym {
-		if i+1 < len(sym) {
-			if r, m, ok := t.merges.get(sym[i].id, sym[i+1].id); ok {
-				q = append(q, mergeCand{rank: r, pos: int32(i), left: sym[i].id, right: sym[i+1].id, merged: m})
-			}
-		}
+		push(int32(i))
 	}
-	heap.Init(&q)
-	for q.Len() > 0 {
-		c := heap.Pop(&q).(mergeCand)
-		s := &sym[c.pos]
+	for len(q) > 0 {
+		c := q.pop()
+		pos := int32(c.order)
+		s := &sym[pos]
 		if s.gone || s.id != c.left || s.next < 0 || sym[s.next].id != c.right {
 			continue // stale: one side has merged since this was queued
 		}
@@ -177,12 +198,12 @@ func (t *Tokenizer) mergeLarge(st *encodeState, out []int32, w string) []int32 {
 		sym[nx].gone = true
 		s.next = sym[nx].next
 		if s.next >= 0 {
-			sym[s.next].prev = c.pos
+			sym[s.next].prev = pos
 		}
 		if s.prev >= 0 {
 			push(s.prev)
 		}
-		push(c.pos)
+		push(pos)
 	}
 	for i := int32(0); i >= 0; i = sym[i].next {
 		out = append(out, sym[i].id)
