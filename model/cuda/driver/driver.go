@@ -272,3 +272,17 @@ func Synchronize() error {
 	}
 	return a.err("cuCtxSynchronize", a.cuCtxSynchronize())
 }
+
+// UseLibraryForTests binds the package to another driver library (a fake
+// libcuda built by a test) until restore is called. Not for production use:
+// the binary always loads LibraryName.
+func UseLibraryForTests(path string) (restore func(), err error) {
+	a, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	Init() // settle the real load, then swap its result
+	oldLib, oldErr := lib, loadErr
+	lib, loadErr = a, nil
+	return func() { lib, loadErr = oldLib, oldErr }, nil
+}

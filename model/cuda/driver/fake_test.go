@@ -26,14 +26,11 @@ func installFakeDriver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build fake driver: %v\n%s", err, out)
 	}
-	a, err := load(so)
+	restore, err := UseLibraryForTests(so)
 	if err != nil {
 		t.Fatalf("load fake driver: %v", err)
 	}
-	Init() // settle the real load first, then swap the result
-	oldLib, oldErr := lib, loadErr
-	lib, loadErr = a, nil
-	t.Cleanup(func() { lib, loadErr = oldLib, oldErr })
+	t.Cleanup(restore)
 }
 
 func TestFakeDriverABI(t *testing.T) {

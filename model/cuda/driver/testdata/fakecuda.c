@@ -12,8 +12,6 @@
 typedef int CUresult;
 #define FAKE_CTX ((void *)0x1234)
 #define FAKE_STREAM ((void *)0x5)
-#define FAKE_MODULE ((void *)0x77)
-#define FAKE_FUNC ((void *)0x88)
 #define FAKE_GRAPH ((void *)0x99)
 #define FAKE_EXEC ((void *)0xAA)
 #define BAD 1 /* CUDA_ERROR_INVALID_VALUE */
@@ -21,11 +19,13 @@ typedef int CUresult;
 CUresult cuInit(unsigned flags) { return flags == 0 ? 0 : BAD; }
 CUresult cuDriverGetVersion(int *v) { *v = 12040; return 0; }
 CUresult cuGetErrorString(CUresult r, const char **s) {
-	*s = r == 2 ? "out of memory" : r == 218 ? "a PTX JIT compilation failed" : r == 1 ? "invalid argument" : "unknown error";
+	*s = r == 2 ? "out of memory" : r == 218 ? "a PTX JIT compilation failed" : r == 1 ? "invalid argument"
+	   : r == 700 ? "an illegal memory access was encountered" : r == 701 ? "too many resources requested for launch" : "unknown error";
 	return 0;
 }
 CUresult cuGetErrorName(CUresult r, const char **s) {
-	*s = r == 2 ? "CUDA_ERROR_OUT_OF_MEMORY" : r == 218 ? "CUDA_ERROR_INVALID_PTX" : r == 1 ? "CUDA_ERROR_INVALID_VALUE" : "CUDA_ERROR_UNKNOWN";
+	*s = r == 2 ? "CUDA_ERROR_OUT_OF_MEMORY" : r == 218 ? "CUDA_ERROR_INVALID_PTX" : r == 1 ? "CUDA_ERROR_INVALID_VALUE"
+	   : r == 700 ? "CUDA_ERROR_ILLEGAL_ADDRESS" : r == 701 ? "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES" : "CUDA_ERROR_UNKNOWN";
 	return 0;
 }
 CUresult cuDeviceGetCount(int *n) { *n = 1; return 0; }
@@ -48,14 +48,36 @@ CUresult cuDevicePrimaryCtxRelease_v2(int d) { return d == 0 ? 0 : BAD; }
 CUresult cuCtxSetCurrent(void *c) { return c == FAKE_CTX ? 0 : BAD; }
 CUresult cuCtxSynchronize(void) { return 0; }
 CUresult cuMemGetInfo_v2(size_t *f, size_t *t) { *f = (size_t)70 << 30; *t = (size_t)80 << 30; return 0; }
+/* Live "device" allocations, so launches can check their pointers. */
+#define MAX_ALLOCS 8192
+static struct { uint64_t p; size_t n; } allocs[MAX_ALLOCS];
+static int nallocs;
+int fake_live_allocations(void) { return nallocs; }
+static int inside_allocation(uint64_t p) {
+	for (int i = 0; i < nallocs; i++)
+		if (p >= allocs[i].p && p < allocs[i].p + allocs[i].n) return 1;
+	return 0;
+}
 CUresult cuMemAlloc_v2(uint64_t *p, size_t n) {
-	if (n > ((size_t)80 << 30)) return 2;
+	if (n == 0) return BAD;
+	if (n > ((size_t)80 << 30) || nallocs == MAX_ALLOCS) return 2;
 	void *m = malloc(n);
 	if (!m) return 2;
 	*p = (uint64_t)(uintptr_t)m;
+	allocs[nallocs].p = *p;
+	allocs[nallocs].n = n;
+	nallocs++;
 	return 0;
 }
-CUresult cuMemFree_v2(uint64_t p) { free((void *)(uintptr_t)p); return 0; }
+CUresult cuMemFree_v2(uint64_t p) {
+	for (int i = 0; i < nallocs; i++)
+		if (allocs[i].p == p) {
+			free((void *)(uintptr_t)p);
+			allocs[i] = allocs[--nallocs];
+			return 0;
+		}
+	return BAD; /* not an allocation: a double free or a bad pointer */
+}
 CUresult cuMemAllocHost_v2(void **p, size_t n) { *p = malloc(n); return *p ? 0 : 2; }
 CUresult cuMemFreeHost(void *p) { free(p); return 0; }
 CUresult cuMemcpyHtoD_v2(uint64_t d, const void *s, size_t n) { memcpy((void *)(uintptr_t)d, s, n); return 0; }
@@ -82,10 +104,25 @@ CUresult cuEventSynchronize(void *e) { return e ? 0 : BAD; }
 CUresult cuEventElapsedTime(float *ms, void *a, void *b) { *ms = 0.25f; return a && b && a != b ? 0 : BAD; }
 CUresult cuEventDestroy_v2(void *e) { return e ? 0 : BAD; }
 
+/* Modules keep their PTX; functions are looked up in it by name, with
+ * their parameter sizes and .maxntid, which launches are checked against. */
+#define MAX_MODULES 64
+static char *modules[MAX_MODULES];
+struct fn {
+	char name[64];
+	int nparams, psize[32];
+	int maxntid;   /* 0: none declared */
+	int maxdyn;    /* opted-in dynamic shared memory */
+	int add_one;   /* the one kernel the fake runs */
+};
+#define MAX_FNS 256
+static struct fn fns[MAX_FNS];
+static int nfns;
+
 CUresult cuModuleLoadDataEx(void **m, const void *image, unsigned n, int *opts, void **vals) {
 	const char *ptx = (const char *)image;
-	if (!strstr(ptx, ".entry add_one")) return 218;
-	if (strstr(ptx, "%r9")) {
+	if (!strstr(ptx, ".entry ")) return 218;
+	if (strstr(ptx, "add.s32 %r5, %r9, 1;")) { /* the broken module of the driver tests */
 		const char *msg = "ptxas application ptx input, line 22; error   : Unknown symbol '%r9'";
 		char *buf = NULL;
 		size_t cap = 0;
@@ -99,18 +136,60 @@ CUresult cuModuleLoadDataEx(void **m, const void *image, unsigned n, int *opts, 
 		vals[size_slot] = (void *)(uintptr_t)(strlen(msg) + 1);
 		return 218;
 	}
-	*m = FAKE_MODULE;
+	for (int i = 0; i < MAX_MODULES; i++)
+		if (!modules[i]) {
+			modules[i] = strdup(ptx);
+			*m = (void *)(uintptr_t)(0x1000 + i);
+			return 0;
+		}
+	return 2;
+}
+static char *module_ptx(void *m) {
+	uintptr_t i = (uintptr_t)m - 0x1000;
+	return i < MAX_MODULES ? modules[i] : NULL;
+}
+CUresult cuModuleUnload(void *m) {
+	char *ptx = module_ptx(m);
+	if (!ptx) return BAD;
+	free(ptx);
+	modules[(uintptr_t)m - 0x1000] = NULL;
 	return 0;
 }
-CUresult cuModuleUnload(void *m) { return m == FAKE_MODULE ? 0 : BAD; }
 CUresult cuModuleGetFunction(void **f, void *m, const char *name) {
-	if (m != FAKE_MODULE) return BAD;
-	if (strcmp(name, "add_one") != 0) return 500; /* CUDA_ERROR_NOT_FOUND */
-	*f = FAKE_FUNC;
+	const char *ptx = module_ptx(m);
+	if (!ptx || nfns == MAX_FNS || strlen(name) >= 64) return BAD;
+	char pat[80];
+	snprintf(pat, sizeof pat, ".entry %s(", name);
+	const char *e = strstr(ptx, pat);
+	if (!e) return 500; /* CUDA_ERROR_NOT_FOUND */
+	struct fn *fn = &fns[nfns];
+	memset(fn, 0, sizeof *fn);
+	snprintf(fn->name, sizeof fn->name, "%s", name);
+	fn->add_one = strcmp(name, "add_one") == 0;
+	const char *close = strchr(e, ')'), *body = strchr(e, '{');
+	if (!close || !body) return 218;
+	for (const char *q = strstr(e, ".param "); q && q < close; q = strstr(q + 1, ".param ")) {
+		if (fn->nparams == 32) return 218;
+		const char *ty = q + 7;
+		fn->psize[fn->nparams++] = (strncmp(ty + 2, "64", 2) == 0) ? 8 : 4;
+	}
+	const char *mx = strstr(close, ".maxntid");
+	if (mx && mx < body) fn->maxntid = atoi(mx + 8);
+	*f = fn;
+	nfns++;
 	return 0;
 }
-CUresult cuFuncSetAttribute(void *f, int attr, int v) { return f == FAKE_FUNC && attr == 8 && v > 0 ? 0 : BAD; }
-CUresult cuFuncGetAttribute(int *v, int attr, void *f) { if (f != FAKE_FUNC) return BAD; *v = attr == 4 ? 8 : 0; return 0; }
+static struct fn *as_fn(void *f) {
+	struct fn *fn = (struct fn *)f;
+	return fn >= fns && fn < fns + nfns ? fn : NULL;
+}
+CUresult cuFuncSetAttribute(void *f, int attr, int v) {
+	struct fn *fn = as_fn(f);
+	if (!fn || attr != 8 || v <= 0 || v > 232448) return BAD;
+	fn->maxdyn = v;
+	return 0;
+}
+CUresult cuFuncGetAttribute(int *v, int attr, void *f) { if (!as_fn(f)) return BAD; *v = attr == 4 ? 8 : 0; return 0; }
 
 /* Launches queued while capturing, replayed by cuGraphLaunch. */
 struct launch { uint64_t p; unsigned n; };
@@ -123,9 +202,21 @@ static void add_one(struct launch l) {
 
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
 			unsigned smem, void *stream, void **params, void **extra) {
-	if (f != FAKE_FUNC || gy != 1 || gz != 1 || by != 1 || bz != 1 || smem != 0 || stream != FAKE_STREAM ||
-	    params == NULL || extra != NULL)
+	struct fn *fn = as_fn(f);
+	if (!fn || gx == 0 || gy == 0 || gz == 0 || gy > 65535 || gz > 65535 || bx == 0 || by == 0 || bz == 0 ||
+	    stream != FAKE_STREAM || extra != NULL || (fn->nparams > 0 && params == NULL))
 		return BAD;
+	if (bx * by * bz > 1024 || (fn->maxntid && bx * by * bz > (unsigned)fn->maxntid)) return 701; /* LAUNCH_OUT_OF_RESOURCES */
+	if (smem > 48 * 1024 && smem > (unsigned)fn->maxdyn) return BAD;
+	for (int i = 0; i < fn->nparams; i++) {
+		if (!params[i]) return BAD;
+		if (fn->psize[i] == 8) {
+			uint64_t p = *(uint64_t *)params[i];
+			if (p != 0 && !inside_allocation(p)) return 700; /* ILLEGAL_ADDRESS */
+		}
+	}
+	if (!fn->add_one) return 0; /* accepted; nothing is computed */
+	if (gy != 1 || gz != 1 || by != 1 || bz != 1 || smem != 0) return BAD;
 	struct launch l = {*(uint64_t *)params[0], *(unsigned *)params[1]};
 	if ((uint64_t)gx * bx < l.n) return BAD;
 	if (capturing) {
