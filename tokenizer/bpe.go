@@ -1,6 +1,5 @@
 package tokenizer
 
-
 // encodeState is per-goroutine scratch space. It lives in a sync.Pool, whose
 // items are per-P, so its word cache needs no lock.
 type encodeState struct {
