@@ -325,7 +325,7 @@ func maxDiff32(a, b []float32) float64 {
 }
 
 // The weights are widened to float32 before any arithmetic, so a BF16
-// checkpoint and its exact F32 widening must give identical embeddings; and
+// checkpoint and its exact F32 widening must agree to float32 rounding; and
 // copies of the fixture stored in BF16, F16 and F32 differ only by their
 // weights' rounding, which bounds how far their embeddings drift.
 func TestDTypes(t *testing.T) {
@@ -340,10 +340,17 @@ func TestDTypes(t *testing.T) {
 	widened := filepath.Join(fixtureRoot, "bf16-widened-f32")
 	writeWidenedF32(t, bf16Dir, widened)
 	got := embed(t, openEncoder(t, widened, model.Options{}), seqs, 0)
+	// Same weights, same float32 math, but the GEMM may pick a different
+	// kernel per dtype (AMX for BF16 weights, where the CPU has it), which
+	// sums in another order: float32 rounding differences only. 1e-6 is
+	// ~10x the differences seen and ~1000x below the BF16 rounding effect.
+	worstWidened := 0.0
 	for i := range seqs {
-		if !slices.Equal(got[i], bf16[i]) {
-			t.Errorf("case %d: F32 widening of the BF16 checkpoint differs by %.3g", i, maxDiff32(got[i], bf16[i]))
-		}
+		worstWidened = max(worstWidened, maxDiff32(got[i], bf16[i]))
+	}
+	t.Logf("bf16 vs its exact f32 widening: max abs diff %.3g", worstWidened)
+	if worstWidened > 1e-6 {
+		t.Errorf("F32 widening of the BF16 checkpoint differs by %.3g > 1e-6", worstWidened)
 	}
 
 	f32 := embed(t, openEncoder(t, tinyFixture(t, "f32", func(o *fixture.Options) { o.DType = weights.F32 }), model.Options{}), seqs, 0)
