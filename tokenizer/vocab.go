@@ -44,14 +44,32 @@ func keyHead[S string | []byte](key S) uint64 {
 	return h
 }
 
+// shortHash hashes a key of up to 8 bytes from its packed head: cheaper
+// than a maphash call, and most tokens are that short. Longer keys use
+// maphash.
+func shortHash(head uint64, n int) uint64 {
+	// MurmurHash3's 64-bit finaliser: every input bit reaches the low bits
+	// the table indexes with.
+	h := head ^ uint64(n)<<59
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
+}
+
 func keyMeta(h uint64, n int) uint32 {
 	return uint32(h>>40)<<8 | uint32(min(n, 255)) | 1<<8 // never 0
 }
 
 // insert adds key -> id; it reports false when key is already present.
 func (v *vocabTable) insert(key string, id int32) bool {
-	h := maphash.String(v.seed, key)
-	meta, head := keyMeta(h, len(key)), keyHead(key)
+	head := keyHead(key)
+	h := shortHash(head, len(key))
+	if len(key) > 8 {
+		h = maphash.String(v.seed, key)
+	}
+	meta := keyMeta(h, len(key))
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		s := &v.slots[i]
 		if s.meta == 0 {
@@ -70,8 +88,14 @@ func (v *vocabTable) insert(key string, id int32) bool {
 }
 
 func (v *vocabTable) get(key []byte) (int32, bool) {
-	h := maphash.Bytes(v.seed, key)
-	meta, head := keyMeta(h, len(key)), keyHead(key)
+	head := keyHead(key)
+	var h uint64
+	if len(key) > 8 {
+		h = maphash.Bytes(v.seed, key)
+	} else {
+		h = shortHash(head, len(key))
+	}
+	meta := keyMeta(h, len(key))
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		s := &v.slots[i]
 		if s.meta == meta && s.head == head && (len(key) <= 8 || v.keys[s.id][8:] == string(key[8:])) {
@@ -84,8 +108,14 @@ func (v *vocabTable) get(key []byte) (int32, bool) {
 }
 
 func (v *vocabTable) getString(key string) (int32, bool) {
-	h := maphash.String(v.seed, key)
-	meta, head := keyMeta(h, len(key)), keyHead(key)
+	head := keyHead(key)
+	var h uint64
+	if len(key) > 8 {
+		h = maphash.String(v.seed, key)
+	} else {
+		h = shortHash(head, len(key))
+	}
+	meta := keyMeta(h, len(key))
 	for i := h & v.mask; ; i = (i + 1) & v.mask {
 		s := &v.slots[i]
 		if s.meta == meta && s.head == head && (len(key) <= 8 || v.keys[s.id][8:] == key[8:]) {
