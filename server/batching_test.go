@@ -291,4 +291,12 @@ func TestLongRequestDoesNotStarveShortOnes(t *testing.T) {
 	if batches < 10 {
 		t.Errorf("only %d batches: the token budget did not split the long request", batches)
 	}
+	// Every batch kept to the 256-token budget (256 is a bucket bound).
+	cum, _, n := ts.met.batchTokens.Snapshot(sharedEnc.Device())
+	bounds := ts.met.batchTokens.Buckets()
+	for i, b := range bounds {
+		if b == 256 && cum[i] != n {
+			t.Errorf("%d of %d batches over 256 tokens", n-cum[i], n)
+		}
+	}
 }

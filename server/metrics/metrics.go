@@ -257,6 +257,9 @@ func (h *HistogramVec) Observe(v float64, labelValues ...string) {
 	h.s.mu.Unlock()
 }
 
+// Buckets returns the upper bounds (without +Inf).
+func (h *HistogramVec) Buckets() []float64 { return append([]float64(nil), h.buckets...) }
+
 // Snapshot returns the cumulative bucket counts (the last is +Inf), the sum
 // and the count for the label values.
 func (h *HistogramVec) Snapshot(labelValues ...string) (cumulative []uint64, sum float64, count uint64) {
