@@ -97,54 +97,6 @@ func mergePrompts(p Prompts, data []byte) (Prompts, error) {
 	return p, nil
 }
 
-// LoadModel loads the tokenizer of a model given as a directory, or as a
-// Hugging Face hub id ("org/name") already in the local hub cache
-// ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub).
-func LoadModel(model string) (*Tokenizer, error) {
-	if fi, err := os.Stat(model); err == nil && fi.IsDir() {
-		return LoadDir(model)
-	}
-	dir, err := hubSnapshot(model)
-	if err != nil {
-		return nil, err
-	}
-	t, err := LoadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(filepath.Join(dir, "config_sentence_transformers.json")); err != nil {
-		t.prompts = PromptsForName(model)
-	}
-	return t, nil
-}
-
-func hubSnapshot(id string) (string, error) {
-	org, name, ok := strings.Cut(id, "/")
-	if !ok || org == "" || name == "" || strings.Contains(name, "/") {
-		return "", fmt.Errorf("model %q: not a directory and not a hub id (org/name)", id)
-	}
-	cache := os.Getenv("HF_HUB_CACHE")
-	if cache == "" {
-		if home := os.Getenv("HF_HOME"); home != "" {
-			cache = filepath.Join(home, "hub")
-		} else if h, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(h, ".cache", "huggingface", "hub")
-		}
-	}
-	repo := filepath.Join(cache, "models--"+org+"--"+name)
-	if ref, err := os.ReadFile(filepath.Join(repo, "refs", "main")); err == nil {
-		dir := filepath.Join(repo, "snapshots", strings.TrimSpace(string(ref)))
-		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil {
-			return dir, nil
-		}
-	}
-	snaps, _ := filepath.Glob(filepath.Join(repo, "snapshots", "*", "tokenizer.json"))
-	if len(snaps) == 0 {
-		return "", fmt.Errorf("model %q: not a directory, and no tokenizer.json for it in the hub cache %s", id, cache)
-	}
-	return filepath.Dir(snaps[0]), nil
-}
-
 // Truncate says what EncodeInput does with an input longer than the maximum.
 type Truncate int
 

@@ -291,32 +291,6 @@ func TestLoadDirPrompts(t *testing.T) {
 	}
 }
 
-func TestLoadModelHubCache(t *testing.T) {
-	cache := t.TempDir()
-	t.Setenv("HF_HUB_CACHE", cache)
-	snap := filepath.Join(cache, "models--nvidia--llama-embed-nemotron-8b", "snapshots", "abc123")
-	if err := os.MkdirAll(snap, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs(filepath.Join(testdataDir, "tokenizer.json"))
-	if err := os.Symlink(abs, filepath.Join(snap, "tokenizer.json")); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := LoadModel("nvidia/llama-embed-nemotron-8b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.Prompts() != Nemotron8BPrompts() {
-		t.Errorf("prompts %q, want the 8B's", tok.Prompts())
-	}
-	if _, err := LoadModel("nvidia/not-downloaded"); err == nil || !strings.Contains(err.Error(), "hub cache") {
-		t.Errorf("missing model: err = %v", err)
-	}
-	if _, err := LoadModel("no-such-dir"); err == nil {
-		t.Error("LoadModel(no-such-dir) succeeded")
-	}
-}
-
 // TestLoadErrors feeds broken and unsupported tokenizer.json files: each
 // must give an error naming what is wrong, never a panic.
 func TestLoadErrors(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"sync"
 
 	"llamaembed/tokenizer"
+	"llamaembed/weights/hub"
 )
 
 func init() {
@@ -37,20 +39,24 @@ func runTokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errUsage
 	}
-	tok, err := LoadTokenizerFlag(*model, *file)
+	tok, err := loadTokenizerFlag(context.Background(), *model, *file, stderr)
 	if err != nil {
 		return err
 	}
-	return TokenizeJSONL(tok, stdin, stdout, !*noSpecial, *workers)
+	return tokenizeJSONL(tok, stdin, stdout, !*noSpecial, *workers)
 }
 
-// LoadTokenizerFlag loads the tokenizer named by a --model or a --tokenizer
-// flag (exactly one of them is set).
-func LoadTokenizerFlag(model, file string) (*tokenizer.Tokenizer, error) {
+// loadTokenizerFlag loads the tokenizer named by a --model (a directory, or
+// a hub id fetched like serve does) or a --tokenizer flag; exactly one is set.
+func loadTokenizerFlag(ctx context.Context, model, file string, progress io.Writer) (*tokenizer.Tokenizer, error) {
 	if file != "" {
 		return tokenizer.Load(file)
 	}
-	return tokenizer.LoadModel(model)
+	dir, err := hub.Resolve(ctx, model, hub.Options{Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	return tokenizer.LoadDir(dir)
 }
 
 // tokenizeChunk is a run of input lines tokenized by one worker; chunks are
@@ -65,10 +71,10 @@ type tokenizeChunk struct {
 
 const tokenizeChunkLines = 256
 
-// TokenizeJSONL reads {"text": ...} lines and writes one {"ids": [...]} line
+// tokenizeJSONL reads {"text": ...} lines and writes one {"ids": [...]} line
 // for each, in order, tokenizing on workers goroutines. Blank lines are
 // refused: the output must have one line per input line.
-func TokenizeJSONL(tok *tokenizer.Tokenizer, r io.Reader, w io.Writer, addSpecial bool, workers int) error {
+func tokenizeJSONL(tok *tokenizer.Tokenizer, r io.Reader, w io.Writer, addSpecial bool, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}

@@ -86,6 +86,25 @@ func TestTokenizeCLI(t *testing.T) {
 	}
 }
 
+// TestTokenizeCLIModelDir loads the tokenizer from a model directory.
+func TestTokenizeCLIModelDir(t *testing.T) {
+	dir := t.TempDir()
+	abs, err := filepath.Abs(testTokenizerJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(abs, filepath.Join(dir, "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := runMain([]string{"tokenize", "--model", dir}, strings.NewReader(`{"text": "Hello world"}`), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if want := "{\"ids\":[128000,9906,1917]}\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+}
+
 func TestTokenizeCLIFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"tokenize"},
