@@ -145,22 +145,30 @@ func linearAMX(out, x []float32, w Weight, m int, workers int) {
 // dst[((c*3+part)*2+half)*512 + r*32 + kk] is part (hi, mid, lo) of
 // x[i0+half*16+r][c*32+kk]; rows past rows and k past k are zero.
 func packSplitA(dst []uint16, x []float32, k, i0, rows, chunks int) {
-	clear(dst)
+	full := k / amxChunk
+	if rows < amxMR || full < chunks {
+		clear(dst)
+	}
 	for r := 0; r < rows; r++ {
 		row := x[(i0+r)*k : (i0+r+1)*k]
 		half, rr := r/16, r%16
-		for kk, v := range row {
+		kk := 0
+		if full > 0 {
+			_ = dst[((full-1)*3*2+half)*512+rr*32+2048+31]
+			splitRowBF16x3(&dst[half*512+rr*32], &row[0], full)
+			kk = full * amxChunk
+		}
+		for ; kk < k; kk++ {
 			c, kc := kk/amxChunk, kk%amxChunk
 			base := (c*3*2+half)*512 + rr*32 + kc
-			b := math.Float32bits(v)
-			hi := b &^ 0xffff
+			v := row[kk]
+			hi := math.Float32bits(v) &^ 0xffff
 			r1 := v - math.Float32frombits(hi)
-			b1 := math.Float32bits(r1)
-			mid := b1 &^ 0xffff
-			r2 := r1 - math.Float32frombits(mid)
+			mid := math.Float32bits(r1) &^ 0xffff
+			lo := r1 - math.Float32frombits(mid)
 			dst[base] = uint16(hi >> 16)
 			dst[base+1024] = uint16(mid >> 16)
-			dst[base+2048] = uint16(math.Float32bits(r2) >> 16)
+			dst[base+2048] = uint16(math.Float32bits(lo) >> 16)
 		}
 	}
 }
@@ -205,3 +213,6 @@ func packPairs(dst []uint32, w Weight, j0, cols, c0, nch int) {
 		}
 	}
 }
+
+//go:noescape
+func splitRowBF16x3(dst *uint16, src *float32, chunks int)

@@ -262,56 +262,57 @@ func TestShapeMismatchPanics(t *testing.T) {
 }
 
 // TestLinearExactProducts checks each kernel keeps the activations' full
-// float32 precision: with one term per output and power-of-two weights the
-// product is exact in float32, so every kernel must match bit for bit (a
-// kernel that rounded activations to bf16, or dropped part of the AMX
-// split, would not).
+// float32 precision: each weight row has one nonzero power of two, so every
+// output is a single product, exact in float32, and every kernel must match
+// bit for bit (a kernel that rounded activations to bf16, or dropped part of
+// the AMX split, would not). k covers the Go tails and the vector paths.
 func TestLinearExactProducts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
-		const m, n, k = 70, 48, 1
-		w, wv := makeWeight(rng, dt, n, k)
-		for j := 0; j < n; j++ {
-			e := rng.IntN(9) - 4
-			v := float32(math.Ldexp(1, e))
-			if j%2 == 1 {
-				v = -v
+		for _, k := range []int{1, 64, 100} {
+			const m, n = 70, 48
+			w := Weight{DType: dt, Data: make([]byte, n*k*dt.Size()), N: n, K: k}
+			pos := make([]int, n)
+			val := make([]float32, n)
+			for j := 0; j < n; j++ {
+				pos[j] = (j * 7) % k
+				val[j] = float32(math.Ldexp(1, rng.IntN(9)-4))
+				if j%2 == 1 {
+					val[j] = -val[j]
+				}
+				setWeight(w, j*k+pos[j], val[j])
 			}
-			w = setWeight(w, j, v)
-			wv[j] = v
-		}
-		x := make([]float32, m*k)
-		for i := range x {
-			// Full 24-bit significands over a wide exponent range.
-			x[i] = math.Float32frombits(uint32(rng.IntN(1<<23)) | uint32(127-20+rng.IntN(40))<<23)
-		}
-		forVariants(func(v variant) {
-			out := poisoned(m * n)
-			Linear(out, x, w, m)
-			for i := 0; i < m; i++ {
-				for j := 0; j < n; j++ {
-					if want := x[i] * wv[j]; out[i*n+j] != want {
-						t.Fatalf("%s %v: out[%d][%d] = %g (%#x), want exactly %g (%#x)", v.name, dt, i, j,
-							out[i*n+j], math.Float32bits(out[i*n+j]), want, math.Float32bits(want))
+			x := make([]float32, m*k)
+			for i := range x {
+				// Full 24-bit significands over a wide exponent range.
+				x[i] = math.Float32frombits(uint32(rng.IntN(1<<23)) | uint32(127-20+rng.IntN(40))<<23)
+			}
+			forVariants(func(v variant) {
+				out := poisoned(m * n)
+				Linear(out, x, w, m)
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						if want := x[i*k+pos[j]] * val[j]; out[i*n+j] != want {
+							t.Fatalf("%s %v k=%d: out[%d][%d] = %g (%#x), want exactly %g (%#x)", v.name, dt, k, i, j,
+								out[i*n+j], math.Float32bits(out[i*n+j]), want, math.Float32bits(want))
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// setWeight stores v (exactly representable in the dtype) as element j of a
-// K=1 weight.
-func setWeight(w Weight, j int, v float32) Weight {
+// setWeight stores v (exactly representable in the dtype) as element e.
+func setWeight(w Weight, e int, v float32) {
 	switch w.DType {
 	case weights.BF16:
-		binary.LittleEndian.PutUint16(w.Data[2*j:], uint16(math.Float32bits(v)>>16))
+		binary.LittleEndian.PutUint16(w.Data[2*e:], uint16(math.Float32bits(v)>>16))
 	case weights.F16:
-		binary.LittleEndian.PutUint16(w.Data[2*j:], float32ToF16(v))
+		binary.LittleEndian.PutUint16(w.Data[2*e:], float32ToF16(v))
 	case weights.F32:
-		binary.LittleEndian.PutUint32(w.Data[4*j:], math.Float32bits(v))
+		binary.LittleEndian.PutUint32(w.Data[4*e:], math.Float32bits(v))
 	}
-	return w
 }
 
 func TestVariantsCoverThisCPU(t *testing.T) {

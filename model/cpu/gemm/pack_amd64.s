@@ -100,3 +100,47 @@ f32_done:
 	VZEROUPPER
 	RET
 
+
+// func splitRowBF16x3(dst *uint16, src *float32, chunks int)
+// For each chunk of 32 floats of src, writes the bf16 parts hi, mid, lo
+// (x = hi + mid + lo exactly, each by truncation of the remainder) to
+// dst+0, dst+2048 and dst+4096 bytes; dst advances 6144 bytes per chunk
+// (the AMX A layout: [chunk][part][half][16 rows][32]).
+TEXT ·splitRowBF16x3(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ chunks+16(FP), CX
+	MOVL $0xffff0000, BX
+	VPBROADCASTD BX, Z31
+	TESTQ CX, CX
+	JZ split_done
+split_loop:
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VPANDD Z31, Z0, Z2      // hi
+	VPANDD Z31, Z1, Z3
+	VSUBPS Z2, Z0, Z0       // r1 = x - hi (exact)
+	VSUBPS Z3, Z1, Z1
+	VPANDD Z31, Z0, Z4      // mid
+	VPANDD Z31, Z1, Z5
+	VSUBPS Z4, Z0, Z0       // lo = r1 - mid (exact, fits bf16)
+	VSUBPS Z5, Z1, Z1
+	VPSRLD $16, Z2, Z2
+	VPSRLD $16, Z3, Z3
+	VPSRLD $16, Z4, Z4
+	VPSRLD $16, Z5, Z5
+	VPSRLD $16, Z0, Z0
+	VPSRLD $16, Z1, Z1
+	VPMOVDW Z2, (DI)
+	VPMOVDW Z3, 32(DI)
+	VPMOVDW Z4, 2048(DI)
+	VPMOVDW Z5, 2080(DI)
+	VPMOVDW Z0, 4096(DI)
+	VPMOVDW Z1, 4128(DI)
+	ADDQ $128, SI
+	ADDQ $6144, DI
+	DECQ CX
+	JNZ split_loop
+split_done:
+	VZEROUPPER
+	RET
