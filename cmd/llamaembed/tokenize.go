@@ -71,6 +71,28 @@ type tokenizeChunk struct {
 
 const tokenizeChunkLines = 256
 
+// maxTokenizeLine bounds one input line, so that a stream without newlines
+// is an error rather than an unbounded allocation.
+var maxTokenizeLine = 256 << 20
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine returns the next line with its newline, io.EOF after the last
+// one, or errLineTooLong.
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(line)+len(frag) > limit {
+			return nil, errLineTooLong
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
 // tokenizeJSONL reads {"text": ...} lines and writes one {"ids": [...]} line
 // for each, in order, tokenizing on workers goroutines. Blank lines are
 // refused: the output must have one line per input line.
@@ -103,8 +125,11 @@ func tokenizeJSONL(tok *tokenizer.Tokenizer, r io.Reader, w io.Writer, addSpecia
 			var err error
 			for len(c.lines) < tokenizeChunkLines {
 				var b []byte
-				b, err = in.ReadBytes('\n')
-				if len(b) > 0 {
+				b, err = readLine(in, maxTokenizeLine)
+				if errors.Is(err, errLineTooLong) {
+					err = fmt.Errorf("line %d: %w (more than %d bytes)", line+1, err, maxTokenizeLine)
+				}
+				if len(b) > 0 && (err == nil || errors.Is(err, io.EOF)) {
 					c.lines = append(c.lines, b)
 					line++
 				}

@@ -86,6 +86,17 @@ func TestTokenizeCLI(t *testing.T) {
 	}
 }
 
+func TestTokenizeCLILineTooLong(t *testing.T) {
+	defer func(n int) { maxTokenizeLine = n }(maxTokenizeLine)
+	maxTokenizeLine = 100
+	in := `{"text": "ok"}` + "\n" + `{"text": "` + strings.Repeat("x", 200) + `"}` + "\n"
+	var out, errOut bytes.Buffer
+	code := runMain([]string{"tokenize", "--tokenizer", testTokenizerJSON}, strings.NewReader(in), &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "line 2: line too long") {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
 // TestTokenizeCLIModelDir loads the tokenizer from a model directory.
 func TestTokenizeCLIModelDir(t *testing.T) {
 	dir := t.TempDir()
