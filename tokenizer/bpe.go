@@ -4,6 +4,7 @@ package tokenizer
 // items are per-P, so its word cache needs no lock.
 type encodeState struct {
 	ids   []int32
+	count []int32 // CountTokens' output
 	pairs []pairMerge
 	sym   []symbol
 	queue mergeQueue

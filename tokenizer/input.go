@@ -151,9 +151,16 @@ func (e *LengthError) Error() string {
 // only text tokens go, BOS and the prompt's tokens (including one that
 // straddles the prompt/text boundary) stay whole; truncated reports it.
 func (t *Tokenizer) EncodeInput(text, prompt string, maxLen int, trunc Truncate) (ids []int32, truncated bool, err error) {
-	ids = make([]int32, 0, len(t.prefix)+(len(prompt)+len(text))/3+len(t.suffix)+1)
+	prompt, text = validUTF8(prompt), validUTF8(text)
+	// Keeping the beginning needs only the first maxLen ids: stop there
+	// rather than encode a huge text whole.
+	limit := -1
+	if maxLen > 0 && trunc == TruncateEnd {
+		limit = maxLen
+	}
+	ids = make([]int32, 0, min(len(t.prefix)+(len(prompt)+len(text))/3+len(t.suffix)+1, 1<<16))
 	ids = append(ids, t.prefix...)
-	ids, before := t.encodeText(ids, prompt+text, len(prompt))
+	ids, before := t.encodeText(ids, prompt+text, len(prompt), limit)
 	ids = append(ids, t.suffix...)
 	if maxLen <= 0 || len(ids) <= maxLen {
 		return ids, false, nil

@@ -69,7 +69,7 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string, addSpecial bool) []in
 	if addSpecial {
 		dst = append(dst, t.prefix...)
 	}
-	dst, _ = t.encodeText(dst, text, -1)
+	dst, _ = t.encodeText(dst, validUTF8(text), -1, -1)
 	if addSpecial {
 		dst = append(dst, t.suffix...)
 	}
@@ -79,8 +79,8 @@ func (t *Tokenizer) AppendEncode(dst []int32, text string, addSpecial bool) []in
 // CountTokens returns len(t.Encode(text, addSpecial)).
 func (t *Tokenizer) CountTokens(text string, addSpecial bool) int {
 	st := t.getState()
-	st.ids, _ = t.encodeText(st.ids[:0], text, -1)
-	n := len(st.ids)
+	st.count, _ = t.encodeText(st.count[:0], validUTF8(text), -1, -1)
+	n := len(st.count)
 	t.scratch.Put(st)
 	if addSpecial {
 		n += len(t.prefix) + len(t.suffix)
@@ -88,16 +88,26 @@ func (t *Tokenizer) CountTokens(text string, addSpecial bool) int {
 	return n
 }
 
-// encodeText appends the ids of text to out. When boundary >= 0 it also
-// returns how many of the appended ids come from pieces that start before
-// byte offset boundary (a prompt's tokens, including one that straddles it).
-func (t *Tokenizer) encodeText(out []int32, text string, boundary int) ([]int32, int) {
-	if !utf8.ValidString(text) {
-		text = strings.ToValidUTF8(text, "\uFFFD")
+// validUTF8 replaces invalid UTF-8 with U+FFFD, as a JSON decoder would
+// have delivered the text.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
 	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// encodeText appends the ids of text (valid UTF-8) to out. When boundary >= 0
+// it also returns how many of the appended ids come from pieces that start
+// before byte offset boundary (a prompt's tokens, including one that
+// straddles it). When limit >= 0 it may stop early, once more than limit
+// ids were appended and the boundary is passed: later pieces never change
+// earlier ids, so the first limit ids are final.
+func (t *Tokenizer) encodeText(out []int32, text string, boundary, limit int) ([]int32, int) {
 	base := len(out)
 	before := 0
 	st := t.getState()
+	defer t.scratch.Put(st)
 	pos := 0
 	for pos < len(text) {
 		start, end, id := t.added.next(text, pos)
@@ -107,6 +117,8 @@ func (t *Tokenizer) encodeText(out []int32, text string, boundary int) ([]int32,
 			out = t.encodeWord(st, out, seg[i:j])
 			if pos+i < boundary {
 				before = len(out) - base
+			} else if limit >= 0 && len(out)-base > limit {
+				return out, before
 			}
 			i = j
 		}
@@ -116,10 +128,11 @@ func (t *Tokenizer) encodeText(out []int32, text string, boundary int) ([]int32,
 		out = append(out, id)
 		if start < boundary {
 			before = len(out) - base
+		} else if limit >= 0 && len(out)-base > limit {
+			return out, before
 		}
 		pos = end
 	}
-	t.scratch.Put(st)
 	return out, before
 }
 
@@ -201,6 +214,8 @@ func (t *Tokenizer) parsePostProcessor(raw json.RawMessage) error {
 type addedMatcher struct {
 	byContent map[string]int32
 	first     [256]bool // bytes that start some added token
+	second    [256]bool // bytes that follow the first in some added token
+	short     bool      // some added token is one byte long
 	lengths   []int     // distinct content lengths, longest first
 	only      int       // the single first byte when all tokens share it, else -1
 }
@@ -237,6 +252,11 @@ func (t *Tokenizer) addAddedTokens(tokens []addedTokenJSON) error {
 			m.only = int(a.Content[0])
 		}
 		lens[len(a.Content)] = true
+		if len(a.Content) == 1 {
+			m.short = true
+		} else {
+			m.second[a.Content[1]] = true
+		}
 	}
 	if firsts != 1 {
 		m.only = -1
@@ -266,6 +286,10 @@ func (m *addedMatcher) next(text string, pos int) (start, end int, id int32) {
 			}
 			i += k
 		} else if !m.first[text[i]] {
+			continue
+		}
+		// Code and HTML have many '<': most are not "<|".
+		if !m.short && (i+1 >= len(text) || !m.second[text[i+1]]) {
 			continue
 		}
 		for _, n := range m.lengths {
