@@ -118,20 +118,21 @@ func linearAMX(out, x []float32, w Weight, m int, workers int) {
 					amxTiles(&amxConfig[0], a, &bpack[0], &out[i0*n+j0], n, nch, full, acc)
 					s = full
 				}
+				// Edge tiles go through a 32×32 buffer, with the same tile
+				// arithmetic as full ones (C loaded into the tile, then
+				// accumulated), so a row's result never depends on how many
+				// rows share its call.
 				for ; s < nsub; s++ {
 					jc := j0 + s*amxNR
 					wcols := min(amxNR, n-jc)
-					amxTiles(&amxConfig[0], a, &bpack[s*nch*512], &tile[0], amxNR, nch, 1, false)
-					for r := 0; r < rows; r++ {
-						dst := out[(i0+r)*n+jc : (i0+r)*n+jc+wcols]
-						t := tile[r*amxNR : r*amxNR+wcols]
-						if acc {
-							for e := range dst {
-								dst[e] += t[e]
-							}
-						} else {
-							copy(dst, t)
+					if acc {
+						for r := 0; r < rows; r++ {
+							copy(tile[r*amxNR:r*amxNR+wcols], out[(i0+r)*n+jc:(i0+r)*n+jc+wcols])
 						}
+					}
+					amxTiles(&amxConfig[0], a, &bpack[s*nch*512], &tile[0], amxNR, nch, 1, acc)
+					for r := 0; r < rows; r++ {
+						copy(out[(i0+r)*n+jc:(i0+r)*n+jc+wcols], tile[r*amxNR:r*amxNR+wcols])
 					}
 				}
 			}

@@ -3,10 +3,21 @@
 // Face checkpoint, read directly from BF16, F16 or F32 bytes) and the small
 // products of attention (SgemmNT, SgemmNN).
 //
-// The work is done by a register-blocked microkernel chosen once at start-up
-// by CPU feature (AVX-512, AVX2/FMA, or portable Go). Weights are widened to
-// float32 panel by panel into per-goroutine buffers, so a BF16 checkpoint is
-// never expanded in memory as a whole.
+// Kernels, chosen once at start-up by CPU feature (Kernel names the one in
+// use; LLAMAEMBED_GEMM=avx512 turns the tile unit off):
+//   - amx: Linear with BF16 weights on the AMX tile unit. The float32
+//     activations are split exactly into three bf16 parts (x = hi+mid+lo),
+//     so each product with a bf16 weight is exact and only the float32
+//     accumulation rounds, as in a float32 GEMM. Everything else as avx512.
+//   - avx512: a 12×32 register-blocked FMA microkernel (24 zmm accumulators).
+//   - avx2: a 6×16 FMA microkernel (12 ymm accumulators).
+//   - portable: a 4×4 Go microkernel, for other CPUs and architectures.
+//
+// All share one blocked driver: activations packed into row panels once per
+// call, weights widened to float32 and packed into column panels one
+// L2-sized block at a time per goroutine (a BF16 checkpoint is never expanded
+// whole), goroutines over blocks of output columns so each reads distinct
+// weight rows.
 //
 // Sizes are checked on entry: a mismatch between the stated shapes and the
 // slices is a programmer error in the caller and panics with a message that

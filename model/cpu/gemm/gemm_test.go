@@ -322,3 +322,28 @@ func TestVariantsCoverThisCPU(t *testing.T) {
 	}
 	t.Logf("kernel variants tested here: %v (default %s)", names, Kernel())
 }
+
+// TestLinearBatchInvariant checks a row's output is bit-identical whether it
+// is computed alone or with others (in full panels or edge ones), so an
+// embedding never depends on what else shares its batch.
+func TestLinearBatchInvariant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const n, k, m = 80, 600, 70 // several k-blocks, edge panels in both directions
+	for _, dt := range []weights.DType{weights.BF16, weights.F32} {
+		w, _ := makeWeight(rng, dt, n, k)
+		x := randSlice(rng, m*k)
+		forVariants(func(v variant) {
+			all := make([]float32, m*n)
+			Linear(all, x, w, m)
+			for _, i := range []int{0, 31, 33, 69} {
+				one := make([]float32, n)
+				Linear(one, x[i*k:(i+1)*k], w, 1)
+				for j := range one {
+					if one[j] != all[i*n+j] {
+						t.Fatalf("%s %v: row %d alone gives out[%d] = %g, in a batch of %d %g", v.name, dt, i, j, one[j], m, all[i*n+j])
+					}
+				}
+			}
+		})
+	}
+}
