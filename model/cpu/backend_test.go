@@ -14,7 +14,7 @@ import (
 
 // mediumBackend is a one-layer model wide enough that the GEMM kernels use
 // several row and column tiles and threads, unlike tiny-llama-a.
-func mediumBackend(t *testing.T) *Backend {
+func mediumBackend(t *testing.T) (*Backend, *weights.Model) {
 	t.Helper()
 	dir := t.TempDir()
 	opts := fixture.Tiny()
@@ -31,7 +31,7 @@ func mediumBackend(t *testing.T) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b.(*Backend)
+	return b.(*Backend), w
 }
 
 func seqOf(n, seed int) []int32 {
@@ -45,7 +45,7 @@ func seqOf(n, seed int) []int32 {
 // Forward's result for a sequence is bitwise the same alone, packed with
 // others in any order, and after the workspace has grown and shrunk.
 func TestForwardBatchInvariance(t *testing.T) {
-	b := mediumBackend(t)
+	b, _ := mediumBackend(t)
 	ctx := context.Background()
 	lengths := []int{1, 3, 17, 64, 65, 200, 333}
 	var seqs [][]int32
@@ -93,7 +93,7 @@ func TestForwardBatchInvariance(t *testing.T) {
 // Once the workspace has grown, a call allocates only small things (tensor
 // headers, result vectors), never activation-sized buffers.
 func TestForwardReusesWorkspace(t *testing.T) {
-	b := mediumBackend(t)
+	b, _ := mediumBackend(t)
 	batch := model.Pack([][]int32{seqOf(100, 1), seqOf(50, 2)})
 	if _, err := b.Forward(context.Background(), batch); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestForwardReusesWorkspace(t *testing.T) {
 }
 
 func TestForwardErrors(t *testing.T) {
-	b := mediumBackend(t)
+	b, _ := mediumBackend(t)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, c := range []struct {
