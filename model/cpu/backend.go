@@ -36,24 +36,6 @@ type Backend struct {
 	finalNorm []float32
 	rope      *rope
 	ws        workspace
-
-	// rowAlign rounds the rows of every projection up to a multiple, see
-	// gemmRowAlign.
-	rowAlign int
-}
-
-// gemmRowAlign is the row multiple the projections are computed in. gemm's
-// AMX path (BF16 weights, K > 256) accumulates a partial 32-row panel in a
-// different order from a full one, so without padding a token's projection
-// would depend on how many tokens share its batch. Padding every call to
-// whole 32-row panels puts every row on the full-panel path. The other
-// kernels give every row the same arithmetic whatever M, and need no
-// padding.
-func gemmRowAlign() int {
-	if gemm.Kernel() == "amx" {
-		return 32
-	}
-	return 1
 }
 
 // New builds the CPU backend over w. device must be "cpu".
@@ -62,7 +44,7 @@ func New(w *weights.Model, device string, opts model.Options) (model.Backend, er
 		return nil, fmt.Errorf("cpu backend: device %q: want \"cpu\"", device)
 	}
 	cfg := w.Config
-	b := &Backend{cfg: cfg, opts: opts, rope: newRope(cfg), rowAlign: gemmRowAlign()}
+	b := &Backend{cfg: cfg, opts: opts, rope: newRope(cfg)}
 	h, inter := cfg.HiddenSize, cfg.IntermediateSize
 	qDim, kvDim := cfg.NumAttentionHeads*cfg.HeadDim, cfg.NumKeyValueHeads*cfg.HeadDim
 	var err error

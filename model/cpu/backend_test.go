@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -90,34 +89,37 @@ func TestForwardBatchInvariance(t *testing.T) {
 	}
 }
 
-// Once the workspace has grown, a call allocates only small things (tensor
-// headers, result vectors), never activation-sized buffers.
+// Once the workspace has grown, a call reuses its activation buffers and
+// allocates only small things (tensor headers, result vectors), a count
+// that does not grow with the tokens.
 func TestForwardReusesWorkspace(t *testing.T) {
 	b, _ := mediumBackend(t)
 	batch := model.Pack([][]int32{seqOf(100, 1), seqOf(50, 2)})
 	if _, err := b.Forward(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
+	buffers := func() []*float32 {
+		ws := &b.ws
+		return []*float32{&ws.x[0], &ws.xn[0], &ws.tmp[0], &ws.q[0], &ws.attn[0], &ws.k[0], &ws.v[0], &ws.gate[0], &ws.up[0], &ws.scores[0][0]}
+	}
+	before := buffers()
 	allocs := testing.AllocsPerRun(5, func() {
 		if _, err := b.Forward(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
 	})
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	const calls = 5
-	for range calls {
-		if _, err := b.Forward(context.Background(), batch); err != nil {
-			t.Fatal(err)
-		}
+	// A smaller batch fits in the same buffers too.
+	if _, err := b.Forward(context.Background(), model.Pack([][]int32{seqOf(7, 3)})); err != nil {
+		t.Fatal(err)
 	}
-	runtime.ReadMemStats(&after)
-	perCall := (after.TotalAlloc - before.TotalAlloc) / calls
-	t.Logf("per Forward: %.0f allocations, %d bytes", allocs, perCall)
-	// One MLP activation of this batch is 150 tokens × 704 floats = 422 KB;
-	// a call must allocate far less than one activation.
-	if perCall > 100<<10 {
-		t.Errorf("Forward allocates %d bytes per call, want < 100 KiB", perCall)
+	if !slices.Equal(before, buffers()) {
+		t.Error("Forward replaced workspace buffers that were big enough")
+	}
+	t.Logf("%.0f allocations per Forward of 150 tokens", allocs)
+	// About 9 per layer and a few per call and per sequence; one per token
+	// or per head-block would be hundreds more.
+	if allocs > 300 {
+		t.Errorf("%.0f allocations per Forward, want <= 300", allocs)
 	}
 }
 

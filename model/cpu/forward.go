@@ -54,10 +54,7 @@ func grow(buf []float32, n int) []float32 {
 
 // activations returns tensors over the workspace for a batch of T tokens
 // whose longest sequence has maxLen tokens, growing the buffers if needed.
-// The tensors have T rounded up to b.rowAlign rows; the rows past T hold no
-// token and are never read into a result.
 func (b *Backend) activations(T, maxLen int) *activations {
-	T = (T + b.rowAlign - 1) / b.rowAlign * b.rowAlign
 	c := b.cfg
 	h, qd, kvd, inter := c.HiddenSize, c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim, c.IntermediateSize
 	ws := &b.ws
@@ -116,10 +113,6 @@ func (b *Backend) Forward(ctx context.Context, batch model.Batch) ([][]float32, 
 	}
 	T := len(batch.Tokens)
 	a := b.activations(T, maxLen)
-	// Padding rows start from zero each call, so whatever they compute stays
-	// finite and small.
-	clear(a.x.Float32s()[T*b.cfg.HiddenSize:])
-	clear(a.attn.Float32s()[T*a.attn.Shape()[1]:])
 	b.rope.ensure(maxLen)
 	eps := b.cfg.RMSNormEps
 	// Every sequence has positions 0..n-1.
