@@ -32,10 +32,10 @@ func init() {
 
 func slowClass(r rune) uint8 {
 	var k uint8
-	if unicode.IsLetter(r) {
+	if isLetter(r) {
 		k |= classLetter
 	}
-	if unicode.IsNumber(r) {
+	if isNumber(r) {
 		k |= classNumber
 	}
 	if unicode.IsSpace(r) {
@@ -169,7 +169,7 @@ func letterRun(s string, j int) int {
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[j:])
-		if !unicode.IsLetter(r) {
+		if !isLetter(r) {
 			return j
 		}
 		j += n

@@ -1,7 +1,8 @@
 // make-corpus.js builds the tokenizer parity corpus from real text found on a
 // Debian machine and in npm packages (see testdata/tokenizer/CORPUS.md):
 //
-//   node make-corpus.js OUTDIR     -> OUTDIR/corpus.jsonl, OUTDIR/adversarial.jsonl
+//   node make-corpus.js OUTDIR [--adversarial-only]
+//        -> OUTDIR/corpus.jsonl, OUTDIR/adversarial.jsonl
 //
 // Each line is {"text": ..., "src": ...}. The choice is deterministic for a
 // given machine (sorted file lists, a seeded generator), but the inputs are
@@ -13,6 +14,7 @@ const path = require("path");
 const zlib = require("zlib");
 
 const outDir = process.argv[2] || "out";
+const adversarialOnly = process.argv.includes("--adversarial-only");
 fs.mkdirSync(outDir, { recursive: true });
 
 // Small deterministic generator (mulberry32).
@@ -92,6 +94,11 @@ function add(src, text) {
   if (text.length > 0 && wellFormed(text)) corpus.push({ text, src });
 }
 
+function writeJSONL(file, rows) {
+  fs.writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+}
+
+if (!adversarialOnly) {
 // 1. Translations: msgstr of every .mo under /usr/share/locale, per language.
 const moLangs = {};
 for (const f of walk("/usr/share/locale", (p) => p.endsWith(".mo"))) {
@@ -206,9 +213,6 @@ for (const [lang, want] of Object.entries(perLang)) {
   }
 }
 
-function writeJSONL(file, rows) {
-  fs.writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-}
 writeJSONL(path.join(outDir, "corpus.jsonl"), corpus);
 const counts = {};
 for (const r of corpus) {
@@ -217,7 +221,11 @@ for (const r of corpus) {
 }
 console.error(`corpus: ${corpus.length} passages`, counts);
 
-// The adversarial list.
+}
+
+// The adversarial list, with its own seed so it does not depend on the
+// corpus.
+seed = 0xadd5eed;
 const adv = [];
 const A = (text, src) => adv.push({ text, src });
 A("", "empty");
@@ -339,6 +347,13 @@ for (const s of specials) {
 }
 for (const s of ["<|reserved_special_token_251|>", "<|reserved_special_token_-1|>", "<|reserved_special_token_00|>", "<||>", "<|", "|>", "<|>", "<|begin_of_text|><|end_of_text|>", "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n", "<|begin_of_text|", "<begin_of_text|>", "< |begin_of_text|>", "<|begin_of_text |>", "<|begin of text|>", "＜|begin_of_text|＞", "<|begin_of_text|>\u0301"]) {
   A(s, "special-near");
+}
+// Letters and digits new in Unicode 15.1/16 (Garay, Kirat Rai, Sunuwar,
+// Outlined digits, CJK extension I), which Go 1.26's tables do not know.
+for (const s of ["\u{10D40}\u{10D41}\u{10D42}\u{10D43}", "\u{10D4A}\u{10D4B}\u{10D4C} \u{10D50}", "\u{16D40}\u{16D41}\u{16D70}\u{16D71}", "\u{11BC0}\u{11BC1}\u{11BF0}", "\u{1CCF0}\u{1CCF1}\u{1CCF2}\u{1CCF3}", "\u{2EBF0}\u{2EBF1}\u{2EBF2}", "a\u{1C89}b", "x\u{A7CB}\u{A7CC}'s", "1\u{10D40}2\u{1E5F1}3"]) {
+  A(s, "unicode16");
+  A(" " + s + "!", "unicode16");
+  A("\n" + s + "\n", "unicode16");
 }
 writeJSONL(path.join(outDir, "adversarial.jsonl"), adv.filter((r) => wellFormed(r.text)));
 console.error(`adversarial: ${adv.length} strings`);
