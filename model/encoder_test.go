@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"llamaembed/model"
 	"llamaembed/model/cpu" // registers the "cpu" backend
@@ -625,5 +626,31 @@ func TestEmbedSplitsAndSerialises(t *testing.T) {
 	// Greedy in order: [30 30 30] [100] [1 99] [50] [51 7], three times over.
 	if len(rec.calls) != 15 {
 		t.Errorf("%d Forward calls (%v), want 15", len(rec.calls), rec.calls)
+	}
+}
+
+// With LLAMAEMBED_BENCH_MODEL naming a full-size checkpoint (for example
+// `llamaembed mkmodel --preset nemotron-1b DIR`), loading it takes under 5 s
+// and it embeds.
+func TestLoadFullSizeModel(t *testing.T) {
+	dir := os.Getenv("LLAMAEMBED_BENCH_MODEL")
+	if dir == "" {
+		t.Skip("LLAMAEMBED_BENCH_MODEL is not set")
+	}
+	start := time.Now()
+	e, err := model.Load(context.Background(), dir, "cpu", model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	load := time.Since(start)
+	start = time.Now()
+	v := embed(t, e, [][]int32{{128000, 1663, 25, 1268, 656, 358, 7738, 856, 3636, 30}}, 0)[0]
+	t.Logf("%s: load %v, one 10-token embedding %v on %s", dir, load, time.Since(start), e.Device())
+	if load > 5*time.Second {
+		t.Errorf("load took %v, want < 5s", load)
+	}
+	if len(v) != e.Config().HiddenSize {
+		t.Errorf("%d components, want %d", len(v), e.Config().HiddenSize)
 	}
 }
