@@ -57,7 +57,7 @@ DEVI void attn_fwd(const __nv_bfloat16 *__restrict__ qkv, __nv_bfloat16 *__restr
 	static_assert(D % 16 == 0 && D <= 128, "head_dim must be a multiple of 16, at most 128");
 	constexpr int KSTEPS = D / 16; // k-steps of Q·Kᵀ
 	constexpr int DT = D / 8;      // n8 tiles of the output
-	extern __shared__ __align__(128) unsigned char attn_smem[];
+	DYN_SMEM(attn_smem);
 	__nv_bfloat16 *sQ = reinterpret_cast<__nv_bfloat16 *>(attn_smem);
 	__nv_bfloat16 *sK = sQ + ATTN_BQ * D;          // [2][BKV][D]
 	__nv_bfloat16 *sV = sK + 2 * ATTN_BKV * D;     // [2][BKV][D]

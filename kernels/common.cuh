@@ -3,10 +3,23 @@
 // Everything here is inline PTX or plain CUDA C, so the kernels need only
 // cuda_bf16.h from the toolkit.
 #pragma once
+#ifdef LLAMAEMBED_EMU
+// CPU emulation for kernel tests (emu/emu.h): the CUDA built-ins, and the
+// warp-collective helpers below implemented from their PTX definitions.
+#include "emu/emu.h"
+#else
 #include <cuda_bf16.h>
 #include <stdint.h>
+#endif
 
 #define DEVI __device__ __forceinline__
+
+// The kernel's dynamic shared memory (sized at launch).
+#ifdef LLAMAEMBED_EMU
+#define DYN_SMEM(name) unsigned char *name = emu_dynamic_smem()
+#else
+#define DYN_SMEM(name) extern __shared__ __align__(1024) unsigned char name[]
+#endif
 
 DEVI float bf2f(__nv_bfloat16 x) { return __bfloat162float(x); }
 DEVI __nv_bfloat16 f2bf(float x) { return __float2bfloat16_rn(x); }
@@ -39,6 +52,7 @@ DEVI float block_sum(float v, float *scratch) {
 	return warp_sum(v);
 }
 
+#ifndef LLAMAEMBED_EMU
 DEVI uint32_t smem_addr(const void *p) {
 	return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -83,3 +97,4 @@ DEVI void mma_bf16_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t 
 		     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
 		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif // LLAMAEMBED_EMU

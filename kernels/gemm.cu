@@ -60,7 +60,7 @@ __device__ __forceinline__ void gemm_load_stage(__nv_bfloat16 *sA, __nv_bfloat16
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
 gemm_bf16_tn(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
 	     const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
-	extern __shared__ __align__(128) unsigned char gemm_smem[];
+	DYN_SMEM(gemm_smem);
 	__nv_bfloat16 *sA = reinterpret_cast<__nv_bfloat16 *>(gemm_smem);
 	__nv_bfloat16 *sB = sA + GEMM_STAGES * GEMM_BM * GEMM_LDS;
 

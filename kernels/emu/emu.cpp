@@ -1,0 +1,163 @@
+// emu.cpp: runs the kernels of kernels/*.cu on the CPU for tests (see
+// emu.h). Linked with model/cuda/driver/testdata/fakecuda.c into a fake
+// libcuda.so.1: the fake driver checks each launch and then calls
+// fake_execute, which runs the named kernel here, block by block, each CUDA
+// thread a fiber. Built by model/cuda's emulator test:
+//
+//   cc  -c -fPIC model/cuda/driver/testdata/fakecuda.c -o fake.o
+//   c++ -std=c++17 -O1 -fPIC -shared -Wl,-Bsymbolic -DLLAMAEMBED_EMU -Ikernels kernels/emu/emu.cpp fake.o -o libcuda.so.1
+//
+// (-Bsymbolic: calls inside this library bind to its own definitions, not to
+// those of another fake libcuda already loaded in the test process.)
+#include <functional>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string>
+#include <ucontext.h>
+#include <vector>
+
+#include "../common.cuh"
+
+EmuState emu;
+
+#include "../attention.cu"
+#include "../embed.cu"
+#include "../gemm.cu"
+#include "../gemm_sm90.cu"
+#include "../norm.cu"
+#include "../pool.cu"
+#include "../rope.cu"
+#include "../swiglu.cu"
+
+namespace {
+
+const size_t kStack = 64 << 10;
+
+struct Fiber {
+	ucontext_t ctx;
+	std::vector<char> stack;
+	bool done;
+};
+
+ucontext_t sched_ctx;
+std::vector<Fiber> fibers;
+std::vector<EmuDim3> tids;
+std::function<void()> body;
+
+void trampoline() {
+	body();
+	fibers[emu.cur].done = true;
+	emu.progress++;
+	// Returning resumes uc_link: the scheduler.
+}
+
+// runBlock runs every thread of the current block to completion. It
+// returns false on a deadlock (threads waiting at a barrier others left).
+bool runBlock() {
+	const int n = emu.nthreads;
+	for (int i = 0; i < n; i++) {
+		Fiber &f = fibers[i];
+		f.done = false;
+		getcontext(&f.ctx);
+		f.ctx.uc_stack.ss_sp = f.stack.data();
+		f.ctx.uc_stack.ss_size = f.stack.size();
+		f.ctx.uc_link = &sched_ctx;
+		makecontext(&f.ctx, trampoline, 0);
+	}
+	emu.block_gen = 0;
+	emu.block_arrived = 0;
+	for (auto &w : emu.warps) w.gen = 0, w.arrived = 0;
+	int left = n;
+	while (left > 0) {
+		const unsigned long before = emu.progress;
+		left = 0;
+		for (int i = 0; i < n; i++) {
+			if (fibers[i].done) continue;
+			emu.cur = i;
+			swapcontext(&sched_ctx, &fibers[i].ctx);
+			if (!fibers[i].done) left++;
+		}
+		if (left > 0 && emu.progress == before) return false;
+	}
+	return true;
+}
+
+#define P(i, T) (*(T *)params[i])
+typedef __nv_bfloat16 bf;
+
+// The kernels by name, each unpacking cuLaunchKernel's parameter array.
+std::function<void()> bind(const std::string &name, void **params) {
+	if (name == "gemm_bf16_tn")
+		return [=] { gemm_bf16_tn(P(0, const bf *), P(1, const bf *), P(2, const bf *), P(3, bf *), P(4, int), P(5, int), P(6, int)); };
+	if (name == "gemm_bf16_tn_wgmma")
+		return [=] { gemm_bf16_tn_wgmma(P(0, const bf *), P(1, const bf *), P(2, const bf *), P(3, bf *), P(4, int), P(5, int), P(6, int)); };
+#define ATTN(D)                                                                                                  \
+	if (name == "attn_fwd_d" #D)                                                                             \
+		return [=] {                                                                                     \
+			attn_fwd_d##D(P(0, const bf *), P(1, bf *), P(2, const int *), P(3, const int *), P(4, int), \
+				      P(5, int), P(6, float));                                                   \
+		};
+	ATTN(16)
+	ATTN(64)
+	ATTN(128)
+	if (name == "add_rmsnorm")
+		return [=] { add_rmsnorm(P(0, float *), P(1, const bf *), P(2, const bf *), P(3, bf *), P(4, int), P(5, float)); };
+	if (name == "rope_qk")
+		return [=] {
+			rope_qk(P(0, bf *), P(1, const int *), P(2, const float *), P(3, const float *), P(4, int), P(5, int),
+				P(6, int), P(7, int));
+		};
+	if (name == "swiglu") return [=] { swiglu(P(0, const bf *), P(1, bf *), P(2, int), P(3, int)); };
+	if (name == "embed_gather")
+		return [=] { embed_gather(P(0, const bf *), P(1, const int *), P(2, float *), P(3, int), P(4, int)); };
+	if (name == "mean_pool") return [=] { mean_pool(P(0, const bf *), P(1, const int *), P(2, float *), P(3, int)); };
+	if (name == "l2_normalize") return [=] { l2_normalize(P(0, const float *), P(1, float *), P(2, int), P(3, int)); };
+	return nullptr;
+}
+
+} // namespace
+
+void emu_yield() { swapcontext(&fibers[emu.cur].ctx, &sched_ctx); }
+void emu_trap() { emu.trapped = 1; }
+
+extern "C" int fake_execute(const char *name, const unsigned *geom, void **params);
+extern "C" void fake_set_executor(int (*)(const char *, const unsigned *, void **));
+__attribute__((constructor)) static void register_executor() { fake_set_executor(fake_execute); }
+
+// fake_execute is called by fakecuda.c's cuLaunchKernel once the launch
+// passed its checks. geom: grid x,y,z, block x,y,z, dynamic shared bytes.
+extern "C" int fake_execute(const char *name, const unsigned *geom, void **params) {
+	std::function<void()> fn = bind(name, params);
+	if (!fn) return 500; // CUDA_ERROR_NOT_FOUND
+	const unsigned bx = geom[3], by = geom[4], bz = geom[5];
+	if (by != 1 || bz != 1 || bx % 32 != 0 || bx > 1024) return 1; // the kernels are 1-D, whole warps
+	emu.grid = EmuDim3{geom[0], geom[1], geom[2]};
+	emu.block = EmuDim3{bx, 1, 1};
+	emu.nthreads = (int)bx;
+	emu.trapped = 0;
+	if ((int)fibers.size() < emu.nthreads) {
+		fibers.resize(emu.nthreads);
+		for (auto &f : fibers)
+			if (f.stack.size() != kStack) f.stack.assign(kStack, 0);
+	}
+	tids.resize(emu.nthreads);
+	for (int i = 0; i < emu.nthreads; i++) tids[i] = EmuDim3{(unsigned)i, 0, 0};
+	emu.tids = tids.data();
+	// Dynamic shared memory starts as 0xff bytes: bf16 NaN, so reading
+	// what no thread wrote shows in the output.
+	std::vector<unsigned char> smem(geom[6] + 1024, 0xff);
+	emu.dyn_smem = (unsigned char *)(((uintptr_t)smem.data() + 1023) & ~(uintptr_t)1023);
+	body = fn;
+	for (unsigned z = 0; z < emu.grid.z; z++)
+		for (unsigned y = 0; y < emu.grid.y; y++)
+			for (unsigned x = 0; x < emu.grid.x; x++) {
+				emu.bid = EmuDim3{x, y, z};
+				if (geom[6]) memset(emu.dyn_smem, 0xff, geom[6]);
+				if (!runBlock()) {
+					fprintf(stderr, "emu: %s block (%u,%u,%u): deadlock at a barrier\n", name, x, y, z);
+					return 719; // CUDA_ERROR_LAUNCH_FAILED
+				}
+				if (emu.trapped) return 719;
+			}
+	return 0;
+}

@@ -1,0 +1,219 @@
+// emu.h: just enough of CUDA to run the kernels on a CPU, for tests on
+// machines without a GPU. Each CUDA thread of a block is a fiber (ucontext)
+// on one OS thread; blocks run one after another. __syncthreads and the
+// warp collectives (shuffles, ldmatrix, mma.sync) are barriers at which the
+// fibers yield, so every thread of the block or warp has arrived before any
+// reads the others' values. The collectives are implemented from their PTX
+// ISA definitions (fragment layouts of m16n8k16 and ldmatrix), written
+// independently of the kernels that use them.
+//
+// What this proves: indexing, fragment layouts, swizzles, masking and the
+// online softmax compute the right function. What it does not: timing,
+// races that only show with real concurrency (cp.async copies complete at
+// once here), register or shared-memory limits, anything about the wgmma
+// kernel (not emulated; it traps).
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __trap() emu_trap()
+
+struct EmuDim3 {
+	unsigned x, y, z;
+};
+struct float2 {
+	float x, y;
+};
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+
+struct __nv_bfloat16 {
+	uint16_t x;
+};
+struct __nv_bfloat162 {
+	__nv_bfloat16 x, y;
+};
+
+inline float __bfloat162float(__nv_bfloat16 b) {
+	uint32_t u = (uint32_t)b.x << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	if ((u & 0x7fffffffu) > 0x7f800000u) return __nv_bfloat16{(uint16_t)((u >> 16) | 0x40)};
+	u += 0x7fffu + ((u >> 16) & 1);
+	return __nv_bfloat16{(uint16_t)(u >> 16)};
+}
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
+	return __nv_bfloat162{__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)};
+}
+inline float2 __bfloat1622float2(__nv_bfloat162 v) { return float2{__bfloat162float(v.x), __bfloat162float(v.y)}; }
+inline float __int_as_float(int i) {
+	float f;
+	memcpy(&f, &i, 4);
+	return f;
+}
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+
+// The scheduler's state, defined in emu.cpp.
+struct EmuWarp {
+	unsigned gen;
+	int arrived;
+	uint64_t slot[32][6];
+};
+struct EmuState {
+	EmuDim3 grid, block, bid;
+	int nthreads, cur;
+	EmuDim3 *tids;
+	unsigned char *dyn_smem;
+	unsigned block_gen;
+	int block_arrived;
+	EmuWarp warps[32];
+	unsigned long progress;
+	int trapped;
+};
+extern EmuState emu;
+void emu_yield();
+void emu_trap();
+
+#define threadIdx (emu.tids[emu.cur])
+#define blockIdx (emu.bid)
+#define blockDim (emu.block)
+#define gridDim (emu.grid)
+
+inline unsigned char *emu_dynamic_smem() { return emu.dyn_smem; }
+
+inline void __syncthreads() {
+	unsigned g = emu.block_gen;
+	if (++emu.block_arrived == emu.nthreads) {
+		emu.block_arrived = 0;
+		emu.block_gen++;
+		emu.progress++;
+		return;
+	}
+	while (emu.block_gen == g) emu_yield();
+}
+
+inline int emu_lane() { return (int)(threadIdx.x & 31); }
+inline EmuWarp &emu_warp() { return emu.warps[threadIdx.x >> 5]; }
+
+inline void emu_warp_barrier() {
+	EmuWarp &w = emu_warp();
+	unsigned g = w.gen;
+	if (++w.arrived == 32) {
+		w.arrived = 0;
+		w.gen++;
+		emu.progress++;
+		return;
+	}
+	while (w.gen == g) emu_yield();
+}
+
+inline float __shfl_xor_sync(unsigned, float v, int off) {
+	EmuWarp &w = emu_warp();
+	const int lane = emu_lane();
+	memcpy(&w.slot[lane][0], &v, 4);
+	emu_warp_barrier();
+	float r;
+	memcpy(&r, &w.slot[lane ^ off][0], 4);
+	emu_warp_barrier();
+	return r;
+}
+
+// cp.async: the copy happens at once (zero-fill when !pred).
+inline void cp_async16(void *smem, const void *gmem, bool pred) {
+	if (pred)
+		memcpy(smem, gmem, 16);
+	else
+		memset(smem, 0, 16);
+}
+inline void cp_async_commit() {}
+template <int N> inline void cp_async_wait() {}
+
+// ldmatrix .m8n8 .b16: matrix i's 8 rows come from the addresses of lanes
+// 8i..8i+7 (16 bytes each). Without .trans, lane l gets row l/4, elements
+// 2(l%4) and 2(l%4)+1; with .trans, elements (row 2(l%4), col l/4) and
+// (row 2(l%4)+1, col l/4). The lower-indexed element is the low half.
+template <int NUM, bool TRANS> inline void emu_ldmatrix(uint32_t *r, const void *p) {
+	EmuWarp &w = emu_warp();
+	const int lane = emu_lane();
+	w.slot[lane][0] = (uint64_t)(uintptr_t)p;
+	emu_warp_barrier();
+	for (int i = 0; i < NUM; i++) {
+		uint16_t lo, hi;
+		if (!TRANS) {
+			const uint16_t *row = (const uint16_t *)(uintptr_t)w.slot[8 * i + lane / 4][0];
+			lo = row[2 * (lane % 4)];
+			hi = row[2 * (lane % 4) + 1];
+		} else {
+			const uint16_t *r0 = (const uint16_t *)(uintptr_t)w.slot[8 * i + 2 * (lane % 4)][0];
+			const uint16_t *r1 = (const uint16_t *)(uintptr_t)w.slot[8 * i + 2 * (lane % 4) + 1][0];
+			lo = r0[lane / 4];
+			hi = r1[lane / 4];
+		}
+		r[i] = (uint32_t)lo | ((uint32_t)hi << 16);
+	}
+	emu_warp_barrier();
+}
+inline void ldmatrix_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *p) {
+	uint32_t r[4];
+	emu_ldmatrix<4, false>(r, p);
+	r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+}
+inline void ldmatrix_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *p) {
+	uint32_t r[4];
+	emu_ldmatrix<4, true>(r, p);
+	r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+}
+inline void ldmatrix_x2(uint32_t &r0, uint32_t &r1, const void *p) {
+	uint32_t r[2];
+	emu_ldmatrix<2, false>(r, p);
+	r0 = r[0], r1 = r[1];
+}
+inline void ldmatrix_x2_trans(uint32_t &r0, uint32_t &r1, const void *p) {
+	uint32_t r[2];
+	emu_ldmatrix<2, true>(r, p);
+	r0 = r[0], r1 = r[1];
+}
+
+inline float emu_bf16_half(uint32_t reg, int hi) {
+	return __bfloat162float(__nv_bfloat16{(uint16_t)(hi ? reg >> 16 : reg & 0xffff)});
+}
+
+// mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32, per the PTX ISA fragment
+// figures (groupID g = lane/4, threadID_in_group t = lane%4):
+//   A (16x16): a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
+//   B (16x8):  b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
+//   D (16x8):  d0,d1 = D[g][2t..2t+1], d2,d3 = D[g+8][2t..2t+1]
+inline void mma_bf16_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+	EmuWarp &w = emu_warp();
+	const int lane = emu_lane();
+	w.slot[lane][0] = a[0], w.slot[lane][1] = a[1], w.slot[lane][2] = a[2], w.slot[lane][3] = a[3];
+	w.slot[lane][4] = b0, w.slot[lane][5] = b1;
+	emu_warp_barrier();
+	auto A = [&](int r, int k) {
+		const int g = r % 8, reg = (r >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0), kk = k % 8;
+		return emu_bf16_half((uint32_t)w.slot[4 * g + kk / 2][reg], kk % 2);
+	};
+	auto B = [&](int k, int n) {
+		const int kk = k % 8;
+		return emu_bf16_half((uint32_t)w.slot[4 * n + kk / 2][k >= 8 ? 5 : 4], kk % 2);
+	};
+	const int g = lane / 4, t = lane % 4;
+	for (int e = 0; e < 4; e++) {
+		const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+		float s = 0.f;
+		for (int k = 0; k < 16; k++) s += A(row, k) * B(k, col);
+		d[e] += s;
+	}
+	emu_warp_barrier();
+}

@@ -1,0 +1,82 @@
+package cuda
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"llamaembed/model/cuda/driver"
+)
+
+// emulated is set while the GPU tests run on the CPU emulator, which is
+// thousands of times slower than a GPU: they then use smaller shapes.
+var emulated bool
+
+// withEmulator binds the driver to a fake libcuda that runs the kernels on
+// the CPU (kernels/emu: each CUDA thread a fiber, the warp collectives
+// implemented from the PTX ISA). The fake reports compute capability 8.0,
+// so the sm_80 kernels run; the wgmma kernel is not emulated.
+func withEmulator(t *testing.T) {
+	t.Helper()
+	cc, err1 := exec.LookPath("cc")
+	cxx, err2 := exec.LookPath("c++")
+	if err1 != nil || err2 != nil {
+		t.Skip("no C and C++ compilers to build the kernel emulator")
+	}
+	dir := t.TempDir()
+	obj, so := filepath.Join(dir, "fake.o"), filepath.Join(dir, "libcuda.so.1")
+	for _, args := range [][]string{
+		{cc, "-c", "-fPIC", "-O1", "-o", obj, "driver/testdata/fakecuda.c"},
+		{cxx, "-std=c++17", "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-fno-strict-aliasing", "-DLLAMAEMBED_EMU", "-I../../kernels",
+			"-o", so, "../../kernels/emu/emu.cpp", obj},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("build emulator: %v\n%s", err, out)
+		}
+	}
+	restore, err := driver.UseLibraryForTests(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FAKECUDA_CC_MAJOR", "8")
+	emulated = true
+	t.Cleanup(func() { restore(); emulated = false })
+}
+
+// TestKernelsOnEmulator runs the GPU tests' kernel checks on the emulator:
+// each kernel against its CPU reference on fresh random inputs with
+// NaN-poisoned outputs, then whole forward passes against the CPU backend
+// and the tiny-llama-a reference.
+func TestKernelsOnEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: the kernels run on a CPU emulator")
+	}
+	withEmulator(t)
+	type check struct {
+		name string
+		fn   func(*testing.T)
+	}
+	checks := []check{
+		{"Gemm", TestGPUGemm},
+		{"Attention", TestGPUAttention},
+		{"AddNorm", TestGPUAddNorm},
+		{"Rope", TestGPURope},
+		{"SwiGLU", TestGPUSwiGLU},
+		{"EmbedAndPool", TestGPUEmbedAndPool},
+	}
+	// Whole forward passes take minutes on the emulator: on request only.
+	if os.Getenv("LLAMAEMBED_EMU_FULL") != "" {
+		checks = append(checks,
+			check{"ForwardMatchesFixtureReference", TestGPUForwardMatchesFixtureReference},
+			check{"ForwardMatchesCPUBackend", TestGPUForwardMatchesCPUBackend})
+	} else {
+		t.Log("forward-pass checks skipped: set LLAMAEMBED_EMU_FULL=1 to run them (minutes)")
+	}
+	for _, c := range checks {
+		start := time.Now()
+		t.Run(c.name, c.fn)
+		t.Logf("%s: %.1fs", c.name, time.Since(start).Seconds())
+	}
+}
