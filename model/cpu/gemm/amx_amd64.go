@@ -4,7 +4,6 @@ import (
 	"math"
 	"os"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/cpu"
 )
@@ -52,9 +51,7 @@ var amxEnabled = sync.OnceValue(func() bool {
 	if !cpu.X86.HasAMXTile || !cpu.X86.HasAMXBF16 || !cpu.X86.HasAVX512F {
 		return false
 	}
-	const archReqXcompPerm, xfeatureXtiledata = 0x1023, 18
-	_, _, errno := syscall.RawSyscall(syscall.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXtiledata, 0)
-	return errno == 0
+	return requestAMX()
 })
 
 var amxImpl = &impl{kind: kernelAMX, mr: 12, nr: 32, micro: microAVX512}

@@ -1,24 +1,25 @@
 #include "textflag.h"
 
 // func clockChain(n int)
-// n iterations of 8 dependent 512-bit integer adds (latency 1 cycle each),
-// so it takes 8n core cycles at the frequency the core runs AVX-512 at.
+// n iterations of 8 dependent 64-bit multiplies (IMUL r64, r64: latency 3
+// cycles on every Intel core since Nehalem; adds of immediates are folded at
+// rename on newer cores, so they cannot time the clock), so it takes 24n
+// core cycles.
 TEXT ·clockChain(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
+	MOVQ $1, AX
+	MOVQ $1, BX
 clock_loop:
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
-	VPADDD Z1, Z0, Z0
+	IMULQ BX, AX
+	IMULQ BX, AX
+	IMULQ BX, AX
+	IMULQ BX, AX
+	IMULQ BX, AX
+	IMULQ BX, AX
+	IMULQ BX, AX
+	IMULQ BX, AX
 	DECQ CX
 	JNZ clock_loop
-	VZEROUPPER
 	RET
 
 // func fmaThroughput(n int)
