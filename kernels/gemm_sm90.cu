@@ -32,7 +32,7 @@
 #define GEMMW_HAVE_WGMMA 1
 #endif
 
-#ifdef GEMMW_HAVE_WGMMA
+#if defined(GEMMW_HAVE_WGMMA) || defined(LLAMAEMBED_EMU)
 // Shared-memory matrix descriptor: start address, leading-dimension offset
 // (unused for swizzled K-major tiles; 16 bytes), stride between 8-row atoms
 // (1024 bytes), 128-byte swizzle. Addresses and offsets are in 16-byte units.
@@ -45,6 +45,7 @@ DEVI uint64_t wgmma_desc(uint32_t smem_byte_addr) {
 	return d;
 }
 
+#ifdef GEMMW_HAVE_WGMMA
 DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 DEVI void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
@@ -80,6 +81,13 @@ DEVI void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, int accumulate
 		     : "l"(da), "l"(db), "r"(accumulate));
 }
 
+// cp.async to a shared-memory address (as the descriptors use them).
+DEVI void cp_async16_shared(uint32_t dst, const void *src, bool pred) {
+	const int n = pred ? 16 : 0;
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+#endif // GEMMW_HAVE_WGMMA; emu/emu.h has the CPU versions
+
 // Copies a ROWSx64 bf16 tile (rows from row0 of a [rows_total, K] matrix,
 // K-columns from k0) into the swizzled layout; out-of-range chunks read as 0.
 template <int ROWS>
@@ -91,8 +99,7 @@ DEVI void gemmw_load(uint32_t s, const __nv_bfloat16 *__restrict__ G, int rows_t
 		const bool ok = (row0 + r < rows_total) && (k0 + ch * 8 < K);
 		const __nv_bfloat16 *src = ok ? G + (size_t)(row0 + r) * K + k0 + ch * 8 : G;
 		const uint32_t dst = s + r * 128 + ((ch ^ (r & 7)) << 4);
-		const int n = ok ? 16 : 0;
-		asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+		cp_async16_shared(dst, src, ok);
 	}
 }
 #endif
@@ -100,8 +107,8 @@ DEVI void gemmw_load(uint32_t s, const __nv_bfloat16 *__restrict__ G, int rows_t
 extern "C" __global__ void __launch_bounds__(GEMMW_THREADS, 1)
 gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
 		   const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
-#ifdef GEMMW_HAVE_WGMMA
-	extern __shared__ __align__(1024) unsigned char gemmw_smem[];
+#if defined(GEMMW_HAVE_WGMMA) || defined(LLAMAEMBED_EMU)
+	DYN_SMEM(gemmw_smem);
 	const uint32_t base = (smem_addr(gemmw_smem) + 1023) & ~1023u;
 	const int m0 = blockIdx.y * GEMMW_BM, n0 = blockIdx.x * GEMMW_BN;
 	const int wg = threadIdx.x >> 7; // warpgroup: rows wg*64 .. wg*64+63

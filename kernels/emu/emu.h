@@ -217,3 +217,50 @@ inline void mma_bf16_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_
 	}
 	emu_warp_barrier();
 }
+
+// ---- Hopper pieces used by gemm_sm90.cu ----
+// Shared addresses are offsets into the block's dynamic shared memory.
+inline uint32_t smem_addr(const void *p) { return (uint32_t)((const unsigned char *)p - emu.dyn_smem); }
+inline void cp_async16_shared(uint32_t dst, const void *src, bool pred) { cp_async16(emu.dyn_smem + dst, src, pred); }
+inline void wgmma_fence() {}
+inline void wgmma_commit() {}
+inline void wgmma_wait0() {}
+inline void wgmma_fence_operands(float *) {}
+inline void fence_proxy_async() {}
+
+// The bf16 element (row, k) of a K-major operand in shared memory, read
+// through a wgmma matrix descriptor, per the PTX ISA: start address in bits
+// 0-13, stride-dimension byte offset (between 8-row core-matrix groups) in
+// bits 32-45, both in 16-byte units; swizzle mode in bits 62-63, of which
+// only 1 (128-byte) is emulated: within each 8x128-byte atom the 16-byte
+// chunk index (address bits 4-6) is XORed with the row (bits 7-9).
+inline float emu_desc_elem(uint64_t desc, int row, int k) {
+	if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0) {
+		emu_trap();
+		return 0.f;
+	}
+	const uint32_t start = (uint32_t)(desc & 0x3fff) << 4;
+	const uint32_t sbo = (uint32_t)((desc >> 32) & 0x3fff) << 4;
+	uint32_t addr = start + (uint32_t)(row / 8) * sbo + (uint32_t)(row % 8) * 128 + (uint32_t)k * 2;
+	addr ^= ((addr >> 7) & 7) << 4;
+	uint16_t v;
+	memcpy(&v, emu.dyn_smem + addr, 2);
+	return __bfloat162float(__nv_bfloat16{v});
+}
+
+// wgmma.mma_async m64n128k16 f32 += bf16 x bf16, A and B K-major from shared
+// memory. Accumulator fragment (PTX ISA): warp w of the warpgroup owns rows
+// 16w..16w+15; for each n8 block j, thread (g = lane/4, t = lane%4) holds
+// d[4j+0], d[4j+1] = D[16w+g][8j+2t], D[16w+g][8j+2t+1] and d[4j+2],
+// d[4j+3] = the same columns of row 16w+g+8. Each thread reads the operands
+// it needs itself, so no exchange between threads is needed.
+inline void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, int accumulate) {
+	const int lane = emu_lane(), w = (threadIdx.x >> 5) & 3, g = lane / 4, t = lane % 4;
+	for (int j = 0; j < 16; j++)
+		for (int e = 0; e < 4; e++) {
+			const int row = 16 * w + g + (e >= 2 ? 8 : 0), col = 8 * j + 2 * t + (e & 1);
+			float s = 0.f;
+			for (int k = 0; k < 16; k++) s += emu_desc_elem(da, row, k) * emu_desc_elem(db, col, k);
+			d[4 * j + e] = accumulate ? d[4 * j + e] + s : s;
+		}
+}

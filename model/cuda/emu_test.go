@@ -80,3 +80,19 @@ func TestKernelsOnEmulator(t *testing.T) {
 		t.Logf("%s: %.1fs", c.name, time.Since(start).Seconds())
 	}
 }
+
+// TestWgmmaOnEmulator runs the sm_90a GEMM on the emulator (the fake now
+// reports compute capability 9.0): the GEMM checks for both variants and
+// the startup check that decides whether the backend uses wgmma. The
+// emulated wgmma reads its operands through the descriptors as the PTX ISA
+// defines them, so this checks the kernel's tiling, staging and epilogue
+// against that reading of the spec, not against the hardware.
+func TestWgmmaOnEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: the kernels run on a CPU emulator")
+	}
+	withEmulator(t)
+	t.Setenv("FAKECUDA_CC_MAJOR", "9")
+	t.Run("Gemm", TestGPUGemm)
+	t.Run("WgmmaCheck", TestGPUWgmmaCheck)
+}
