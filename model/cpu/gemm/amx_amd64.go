@@ -67,9 +67,10 @@ type amxWorker struct {
 	tile []float32
 }
 
-// linearAMX is Linear for BF16 weights on the tile unit.
-func linearAMX(out, x []float32, w Weight, m int, workers int) {
-	k, n := w.K, w.N
+// linearAMX is LinearMulti for BF16 weights (all with the same K) on the
+// tile unit: the split activations are packed once for every weight.
+func linearAMX(outs [][]float32, x []float32, ws []Weight, m int, workers int) {
+	k := ws[0].K
 	chunks := (k + amxChunk - 1) / amxChunk
 	panels := (m + amxMR - 1) / amxMR
 	const chunkElems = 3 * 2 * 16 * amxChunk // bf16 per chunk of a panel
@@ -82,8 +83,14 @@ func linearAMX(out, x []float32, w Weight, m int, workers int) {
 		packSplitA(apack[p*chunks*chunkElems:(p+1)*chunks*chunkElems], x, k, p*amxMR, min(amxMR, m-p*amxMR), chunks)
 	})
 
-	nblocks := (n + blockN - 1) / blockN
-	forEach(nblocks, workers, 2*m*k*blockN, func(jb int) {
+	ns := make([]int, len(ws))
+	for i, w := range ws {
+		ns[i] = w.N
+	}
+	refs := blockList(ns)
+	forEach(len(refs), workers, 2*m*k*blockN, func(ref int) {
+		out, w, jb := outs[refs[ref].t], ws[refs[ref].t], refs[ref].jb
+		n := w.N
 		wk := amxBPool.Get().(*amxWorker)
 		j0 := jb * blockN
 		cols := min(blockN, n-j0)

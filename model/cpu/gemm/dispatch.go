@@ -40,12 +40,20 @@ func best() *impl {
 // Kernel names the microkernel in use ("avx512", "avx2" or "portable").
 func Kernel() string { return active.kind.String() }
 
-func linear(out, x []float32, w Weight, m int) {
-	if active.kind == kernelAMX && w.DType == weights.BF16 {
-		linearAMX(out, x, w, m, runtime.GOMAXPROCS(0))
+func linearMulti(outs [][]float32, x []float32, ws []Weight, m int) {
+	allBF16 := true
+	for _, w := range ws {
+		allBF16 = allBF16 && w.DType == weights.BF16
+	}
+	if active.kind == kernelAMX && allBF16 {
+		linearAMX(outs, x, ws, m, runtime.GOMAXPROCS(0))
 		return
 	}
-	gemm(active, m, w.N, w.K, x, w.K, weightB{w}, out, w.N, true)
+	targets := make([]cTarget, len(ws))
+	for i, w := range ws {
+		targets[i] = cTarget{weightB{w}, outs[i], w.N, w.N}
+	}
+	gemmMulti(active, m, ws[0].K, x, ws[0].K, targets, true)
 }
 
 func sgemmNT(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {

@@ -59,9 +59,39 @@ func grow(p *[]float32, n int) []float32 {
 // (row stride ldc, overwritten). parallel spreads column blocks over
 // GOMAXPROCS goroutines; otherwise everything runs on the caller.
 func gemm(im *impl, m, n, k int, a []float32, lda int, src bSource, c []float32, ldc int, parallel bool) {
+	gemmMulti(im, m, k, a, lda, []cTarget{{src, c, ldc, n}}, parallel)
+}
+
+// cTarget is one product of a multi-output call: C [m, n] (row stride ldc)
+// = A·B with B from src.
+type cTarget struct {
+	src bSource
+	c   []float32
+	ldc int
+	n   int
+}
+
+// blockRef names block jb of target t: the column blocks of all targets of
+// a call form one work list, so goroutines balance across them.
+type blockRef struct{ t, jb int }
+
+func blockList(ns []int) []blockRef {
+	var refs []blockRef
+	for t, n := range ns {
+		for jb := 0; jb*blockN < n; jb++ {
+			refs = append(refs, blockRef{t, jb})
+		}
+	}
+	return refs
+}
+
+// gemmMulti computes every target's C = A·B, packing A once.
+func gemmMulti(im *impl, m, k int, a []float32, lda int, targets []cTarget, parallel bool) {
 	if k == 0 {
-		for i := 0; i < m; i++ {
-			clear(c[i*ldc : i*ldc+n])
+		for _, t := range targets {
+			for i := 0; i < m; i++ {
+				clear(t.c[i*t.ldc : i*t.ldc+t.n])
+			}
 		}
 		return
 	}
@@ -92,8 +122,14 @@ func gemm(im *impl, m, n, k int, a []float32, lda int, src bSource, c []float32,
 		}
 	})
 
-	nblocks := (n + blockN - 1) / blockN
-	forEach(nblocks, workers, 2*m*k*blockN, func(jb int) {
+	ns := make([]int, len(targets))
+	for i, t := range targets {
+		ns[i] = t.n
+	}
+	refs := blockList(ns)
+	forEach(len(refs), workers, 2*m*k*blockN, func(ref int) {
+		tg, jb := targets[refs[ref].t], refs[ref].jb
+		src, c, ldc, n := tg.src, tg.c, tg.ldc, tg.n
 		wb := blockBuf.Get().(*workerBuf)
 		j0 := jb * blockN
 		cols := min(blockN, n-j0)

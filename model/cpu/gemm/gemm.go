@@ -63,22 +63,44 @@ func (w Weight) Check() error {
 // Preconditions (panics otherwise): w.Check() == nil, m >= 0,
 // len(x) >= m*w.K, len(out) >= m*w.N.
 func Linear(out, x []float32, w Weight, m int) {
-	if err := w.Check(); err != nil {
-		panic(err.Error())
+	LinearMulti([][]float32{out}, x, []Weight{w}, m)
+}
+
+// LinearMulti computes outs[i] = x · ws[i]ᵀ for weights that share K (the
+// q, k and v projections of one input, or gate and up), packing x once for
+// all of them and spreading every weight's columns over one pool of
+// goroutines. Each out is as in Linear; the results are bit-identical to
+// separate Linear calls.
+//
+// Preconditions (panics otherwise): len(outs) == len(ws) > 0, every
+// ws[i].Check() == nil with the same K, m >= 0, len(x) >= m*K,
+// len(outs[i]) >= m*ws[i].N, and no out overlaps x or another out.
+func LinearMulti(outs [][]float32, x []float32, ws []Weight, m int) {
+	if len(ws) == 0 || len(outs) != len(ws) {
+		panic(fmt.Sprintf("gemm.LinearMulti: %d outputs for %d weights", len(outs), len(ws)))
 	}
 	if m < 0 {
 		panic(fmt.Sprintf("gemm.Linear: m = %d", m))
 	}
-	if len(x) < m*w.K {
-		panic(fmt.Sprintf("gemm.Linear: x has %d floats, [%d, %d] needs %d", len(x), m, w.K, m*w.K))
+	k := ws[0].K
+	for i, w := range ws {
+		if err := w.Check(); err != nil {
+			panic(fmt.Sprintf("gemm.Linear: weight %d: %v", i, err))
+		}
+		if w.K != k {
+			panic(fmt.Sprintf("gemm.LinearMulti: weight %d has K = %d, weight 0 has %d", i, w.K, k))
+		}
+		if len(outs[i]) < m*w.N {
+			panic(fmt.Sprintf("gemm.Linear: out %d has %d floats, [%d, %d] needs %d", i, len(outs[i]), m, w.N, m*w.N))
+		}
 	}
-	if len(out) < m*w.N {
-		panic(fmt.Sprintf("gemm.Linear: out has %d floats, [%d, %d] needs %d", len(out), m, w.N, m*w.N))
+	if len(x) < m*k {
+		panic(fmt.Sprintf("gemm.Linear: x has %d floats, [%d, %d] needs %d", len(x), m, k, m*k))
 	}
 	if m == 0 {
 		return
 	}
-	linear(out, x, w, m)
+	linearMulti(outs, x, ws, m)
 }
 
 // SgemmNT computes C = A · Bᵀ: c[i*ldc+j] = sum_p a[i*lda+p] * b[j*ldb+p] for

@@ -347,3 +347,42 @@ func TestLinearBatchInvariant(t *testing.T) {
 		})
 	}
 }
+
+// TestLinearMulti checks one call over several weights gives exactly what
+// separate Linear calls give.
+func TestLinearMulti(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const m, k = 45, 300
+	for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
+		var ws []Weight
+		for _, n := range []int{300, 64, 33} {
+			w, _ := makeWeight(rng, dt, n, k)
+			ws = append(ws, w)
+		}
+		x := randSlice(rng, m*k)
+		forVariants(func(v variant) {
+			outs := make([][]float32, len(ws))
+			for i, w := range ws {
+				outs[i] = poisoned(m * w.N)
+			}
+			LinearMulti(outs, x, ws, m)
+			for i, w := range ws {
+				want := make([]float32, m*w.N)
+				Linear(want, x, w, m)
+				for e := range want {
+					if outs[i][e] != want[e] {
+						t.Fatalf("%s %v: weight %d out[%d] = %g, Linear gives %g", v.name, dt, i, e, outs[i][e], want[e])
+					}
+				}
+			}
+		})
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("LinearMulti with different K did not panic")
+		}
+	}()
+	a, _ := makeWeight(rng, weights.BF16, 4, 8)
+	b, _ := makeWeight(rng, weights.BF16, 4, 9)
+	LinearMulti([][]float32{make([]float32, 8), make([]float32, 8)}, make([]float32, 18), []Weight{a, b}, 2)
+}

@@ -5,4 +5,4 @@ package gemm
 // available lists the implementations this CPU runs, best last.
 func available() []*impl { return []*impl{portableImpl} }
 
-func linearAMX(out, x []float32, w Weight, m int, workers int) { panic("gemm: no AMX") }
+func linearAMX(outs [][]float32, x []float32, ws []Weight, m int, workers int) { panic("gemm: no AMX") }
