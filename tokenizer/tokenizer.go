@@ -88,13 +88,24 @@ func (t *Tokenizer) CountTokens(text string, addSpecial bool) int {
 	return n
 }
 
-// validUTF8 replaces invalid UTF-8 with U+FFFD, as a JSON decoder would
-// have delivered the text.
+// validUTF8 replaces each byte of invalid UTF-8 with U+FFFD, as
+// encoding/json would have delivered the text.
 func validUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // encodeText appends the ids of text (valid UTF-8) to out. When boundary >= 0

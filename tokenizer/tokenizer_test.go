@@ -95,7 +95,7 @@ func TestEncodeInvalidUTF8(t *testing.T) {
 	tok := testTokenizer(t)
 	// Invalid bytes read as U+FFFD, as a JSON decoder would deliver them.
 	got := tok.Encode("a\xffb\xe2\x82", false)
-	want := tok.Encode("a\uFFFDb\uFFFD", false)
+	want := tok.Encode("a\uFFFDb\uFFFD\uFFFD", false)
 	if !slices.Equal(got, want) {
 		t.Errorf("Encode(invalid UTF-8) = %v, want %v", got, want)
 	}

@@ -11,7 +11,9 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"llamaembed/tokenizer"
 	"llamaembed/weights/hub"
@@ -195,11 +197,16 @@ func tokenizeLines(tok *tokenizer.Tokenizer, c *tokenizeChunk, addSpecial bool) 
 	return out, nil
 }
 
-// jsonlText returns the "text" field of one JSONL line.
+// jsonlText returns the "text" field of one JSONL line. Lines of the usual
+// shape take a fast path; anything it does not handle goes to encoding/json,
+// which also words the errors.
 func jsonlText(line []byte) (string, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
 		return "", errors.New(`empty line: want {"text": ...}`)
+	}
+	if text, ok := fastText(line); ok {
+		return text, nil
 	}
 	var v struct {
 		Text *string `json:"text"`
@@ -211,4 +218,152 @@ func jsonlText(line []byte) (string, error) {
 		return "", errors.New(`missing "text" field`)
 	}
 	return *v.Text, nil
+}
+
+// fastText reads {"text": "..."} with other fields allowed, when the object
+// is flat (string, number, true/false/null values), keys are plain, and
+// every string is valid UTF-8 with only simple escapes; ok is false for
+// everything else, including errors, so encoding/json decides those. Like
+// encoding/json, the last "text" wins.
+func fastText(b []byte) (text string, ok bool) {
+	i := 0
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	// str reads a JSON string at b[i] and returns its value.
+	str := func() (string, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		i++
+		start := i
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return "", false
+		}
+		raw := b[start : start+q]
+		if bytes.IndexByte(raw, '\\') < 0 {
+			for _, c := range raw {
+				if c < 0x20 {
+					return "", false
+				}
+			}
+			if !utf8.Valid(raw) {
+				return "", false
+			}
+			i = start + q + 1
+			return string(raw), true
+		}
+		out := make([]byte, 0, len(raw)+16)
+		for i < len(b) {
+			c := b[i]
+			switch {
+			case c == '"':
+				i++
+				if !utf8.Valid(out) {
+					return "", false
+				}
+				return string(out), true
+			case c < 0x20:
+				return "", false
+			case c != '\\':
+				out = append(out, c)
+				i++
+				continue
+			}
+			if i+1 >= len(b) {
+				return "", false
+			}
+			switch e := b[i+1]; e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'n':
+				out = append(out, '\n')
+			case 't':
+				out = append(out, '\t')
+			case 'r':
+				out = append(out, '\r')
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'u':
+				if i+6 > len(b) {
+					return "", false
+				}
+				v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+				if err != nil || v >= 0xD800 && v <= 0xDFFF {
+					return "", false // surrogates: leave them to encoding/json
+				}
+				out = utf8.AppendRune(out, rune(v))
+				i += 4
+			default:
+				return "", false
+			}
+			i += 2
+		}
+		return "", false
+	}
+	skip()
+	if i >= len(b) || b[i] != '{' {
+		return "", false
+	}
+	i++
+	found := false
+	for {
+		skip()
+		key, ok := str()
+		if !ok {
+			return "", false
+		}
+		skip()
+		if i >= len(b) || b[i] != ':' {
+			return "", false
+		}
+		i++
+		skip()
+		if key != "text" && strings.EqualFold(key, "text") {
+			return "", false // encoding/json matches keys case-insensitively
+		}
+		if key == "text" {
+			if text, ok = str(); !ok {
+				return "", false
+			}
+			found = true
+		} else if i < len(b) && b[i] == '"' {
+			if _, ok := str(); !ok {
+				return "", false
+			}
+		} else {
+			// A number or literal: up to the next ',' or '}'. Anything
+			// nested or odd goes to encoding/json.
+			start := i
+			for i < len(b) && b[i] != ',' && b[i] != '}' {
+				if c := b[i]; c == '{' || c == '[' || c == '"' {
+					return "", false
+				}
+				i++
+			}
+			if !json.Valid(bytes.TrimSpace(b[start:i])) {
+				return "", false
+			}
+		}
+		skip()
+		if i >= len(b) {
+			return "", false
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		if b[i] != '}' {
+			return "", false
+		}
+		i++
+		skip()
+		// A JSON null "text" is not a string: let encoding/json refuse it.
+		return text, found && i == len(b)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -131,5 +132,60 @@ func TestTokenizeCLIFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := runMain([]string{"tokenize", "--tokenizer", "/nonexistent/tokenizer.json"}, strings.NewReader(""), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "nonexistent") {
 		t.Errorf("missing file: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// FuzzFastText checks that the fast JSONL path, whenever it accepts a line,
+// reads the same text encoding/json does.
+func FuzzFastText(f *testing.F) {
+	for _, s := range []string{
+		`{"text": "Hello world"}`, `{"text":""}`, ` { "src" : "x", "text" : "a\nb\t\"c\"\\ \u00e9\u4e2d" } `,
+		`{"text": "a", "text": "b"}`, `{"TEXT": "a"}`, `{"text": "a", "Text": "b"}`, `{"n": 1.5e3, "b": true, "z": null, "text": "x"}`,
+		`{"text": null}`, `{"text": 5}`, `{"text": "\ud83d\ude00"}`, `{"text": "\ud800"}`, `{"text": "a\u0000b"}`,
+		`{"o": {"text": "in"}, "text": "out"}`, `{"text": "x"} trailing`, `{"text": "\q"}`, "{\"text\": \"\xff\"}", `{"text": "x",}`,
+		`{"n": 01, "text": "x"}`, `{"n": -, "text": "x"}`, `[1]`, `{}`, `{"text": "unterminated}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		fast, ok := fastText([]byte(line))
+		if !ok {
+			return
+		}
+		var v struct {
+			Text *string `json:"text"`
+		}
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json: %v", line, err)
+		}
+		if v.Text == nil || *v.Text != fast {
+			t.Fatalf("%q: fast path %q, encoding/json %v", line, fast, v.Text)
+		}
+	})
+}
+
+// TestFastTextCorpus checks that every corpus line takes the fast path and
+// reads what encoding/json reads.
+func TestFastTextCorpus(t *testing.T) {
+	for _, name := range []string{"corpus.jsonl.gz", "adversarial.jsonl.gz"} {
+		lines := bytes.Split(bytes.TrimSpace(gunzipTestdata(t, name)), []byte("\n"))
+		slow := 0
+		for i, line := range lines {
+			var v struct{ Text string }
+			if err := json.Unmarshal(line, &v); err != nil {
+				t.Fatalf("%s line %d: %v", name, i+1, err)
+			}
+			fast, ok := fastText(line)
+			if !ok {
+				slow++
+				continue
+			}
+			if fast != v.Text {
+				t.Fatalf("%s line %d: fast path %q, encoding/json %q", name, i+1, fast, v.Text)
+			}
+		}
+		if slow > len(lines)/100 {
+			t.Errorf("%s: %d of %d lines missed the fast path", name, slow, len(lines))
+		}
 	}
 }
