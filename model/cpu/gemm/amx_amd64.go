@@ -3,6 +3,7 @@ package gemm
 import (
 	"math"
 	"os"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/cpu"
@@ -104,12 +105,16 @@ func linearAMX(outs [][]float32, x []float32, ws []Weight, m int, workers int) {
 		for c0 := 0; c0 < chunks; c0 += blockChunks {
 			nch := min(blockChunks, chunks-c0)
 			need := nsub * nch * 512
-			if cap(wk.b) < need {
-				wk.b = make([]uint32, need)
-			}
-			bpack := wk.b[:need]
-			for s := 0; s < nsub; s++ {
-				packPairs(bpack[s*nch*512:(s+1)*nch*512], w, j0+s*amxNR, min(amxNR, cols-s*amxNR), c0, nch)
+			var bpack []uint32
+			if w.packed != nil {
+				off := amxBlockOffset(jb, c0, nsub, chunks)
+				bpack = w.packed.tiles[off : off+need]
+			} else {
+				if cap(wk.b) < need {
+					wk.b = make([]uint32, need)
+				}
+				bpack = wk.b[:need]
+				packBlock(bpack, w, j0, cols, c0, nch)
 			}
 			acc := c0 > 0
 			for p := 0; p < panels; p++ {
@@ -221,3 +226,45 @@ func packPairs(dst []uint32, w Weight, j0, cols, c0, nch int) {
 
 //go:noescape
 func splitRowBF16x3(dst *uint16, src *float32, chunks int)
+
+// packBlock packs columns [j0, j0+cols) of w, chunks [c0, c0+nch), as the
+// tile panels of one work block.
+func packBlock(dst []uint32, w Weight, j0, cols, c0, nch int) {
+	for s := 0; s*amxNR < cols; s++ {
+		packPairs(dst[s*nch*512:(s+1)*nch*512], w, j0+s*amxNR, min(amxNR, cols-s*amxNR), c0, nch)
+	}
+}
+
+// amxPacked is a BF16 weight laid out once in the tile order linearAMX
+// reads: block (jb, c0) of packBlock at amxBlockOffset.
+type amxPacked struct{ tiles []uint32 }
+
+// amxBlockOffset is where column block jb, chunk c0 starts: every earlier
+// column block is full (blockN columns over all chunks) and every earlier
+// k-block of this one is full (amxBlockK).
+func amxBlockOffset(jb, c0, nsub, chunks int) int {
+	return jb*(blockN/amxNR)*chunks*512 + nsub*c0*512
+}
+
+func packAMX(w Weight) Weight {
+	chunks := (w.K + amxChunk - 1) / amxChunk
+	nblocks := (w.N + blockN - 1) / blockN
+	size := 0
+	for jb := 0; jb < nblocks; jb++ {
+		size += (min(blockN, w.N-jb*blockN) + amxNR - 1) / amxNR * chunks * 512
+	}
+	p := &amxPacked{tiles: make([]uint32, size)}
+	const blockChunks = amxBlockK / amxChunk
+	forEach(nblocks, runtime.GOMAXPROCS(0), 1<<20, func(jb int) {
+		j0 := jb * blockN
+		cols := min(blockN, w.N-j0)
+		nsub := (cols + amxNR - 1) / amxNR
+		for c0 := 0; c0 < chunks; c0 += blockChunks {
+			nch := min(blockChunks, chunks-c0)
+			off := amxBlockOffset(jb, c0, nsub, chunks)
+			packBlock(p.tiles[off:off+nsub*nch*512], w, j0, cols, c0, nch)
+		}
+	})
+	w.packed = p
+	return w
+}

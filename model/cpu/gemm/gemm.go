@@ -37,7 +37,30 @@ type Weight struct {
 	DType weights.DType
 	Data  []byte
 	N, K  int
+
+	packed *amxPacked // set by Pack
 }
+
+// Pack returns w with a copy of its values laid out once in the order the
+// active kernel reads them, so Linear skips rearranging them on every call
+// (about a tenth of a forward pass at 256 tokens). It applies to BF16
+// weights on the amx kernel and returns w unchanged otherwise. The copy
+// takes as much memory as w's bytes (N×K×2): call it at load time, for the
+// projections, where memory allows; w.Data is still read for nothing else
+// by Linear and may be dropped from memory by the caller. It panics if
+// w.Check() fails.
+func Pack(w Weight) Weight {
+	if err := w.Check(); err != nil {
+		panic(err.Error())
+	}
+	if active.kind != kernelAMX || w.DType != weights.BF16 || w.packed != nil {
+		return w
+	}
+	return packAMX(w)
+}
+
+// Packed reports whether Pack laid w out for the active kernel.
+func (w Weight) Packed() bool { return w.packed != nil }
 
 // Check reports whether the weight's bytes match its dtype and shape.
 func (w Weight) Check() error {

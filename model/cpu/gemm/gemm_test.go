@@ -386,3 +386,30 @@ func TestLinearMulti(t *testing.T) {
 	b, _ := makeWeight(rng, weights.BF16, 4, 9)
 	LinearMulti([][]float32{make([]float32, 8), make([]float32, 8)}, make([]float32, 18), []Weight{a, b}, 2)
 }
+
+// TestPackMatchesUnpacked checks a packed weight gives bit-identical results
+// to the same weight packed on the fly, on every kernel, at edge shapes.
+func TestPackMatchesUnpacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, sh := range [][3]int{{45, 300, 600}, {3, 33, 65}, {64, 512, 256}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, dt := range []weights.DType{weights.BF16, weights.F32} {
+			w, _ := makeWeight(rng, dt, n, k)
+			x := randSlice(rng, m*k)
+			pw := Pack(w)
+			if want := active.kind == kernelAMX && dt == weights.BF16; pw.Packed() != want {
+				t.Fatalf("%v on %s: Packed() = %v, want %v", dt, Kernel(), pw.Packed(), want)
+			}
+			forVariants(func(v variant) {
+				a, b := poisoned(m*n), poisoned(m*n)
+				Linear(a, x, w, m)
+				Linear(b, x, pw, m)
+				for e := range a {
+					if a[e] != b[e] {
+						t.Fatalf("%s %v %v: packed out[%d] = %g, unpacked %g", v.name, dt, sh, e, b[e], a[e])
+					}
+				}
+			})
+		}
+	}
+}
