@@ -65,14 +65,14 @@ func TestKernelsOnEmulator(t *testing.T) {
 		{"Rope", TestGPURope},
 		{"SwiGLU", TestGPUSwiGLU},
 		{"EmbedAndPool", TestGPUEmbedAndPool},
+		// The whole encoder on tiny-llama-a (about 10 s here).
+		{"ForwardMatchesFixtureReference", TestGPUForwardMatchesFixtureReference},
 	}
-	// Whole forward passes take minutes on the emulator: on request only.
+	// Larger forward passes take minutes on the emulator: on request only.
 	if os.Getenv("LLAMAEMBED_EMU_FULL") != "" {
-		checks = append(checks,
-			check{"ForwardMatchesFixtureReference", TestGPUForwardMatchesFixtureReference},
-			check{"ForwardMatchesCPUBackend", TestGPUForwardMatchesCPUBackend})
+		checks = append(checks, check{"ForwardMatchesCPUBackend", TestGPUForwardMatchesCPUBackend})
 	} else {
-		t.Log("forward-pass checks skipped: set LLAMAEMBED_EMU_FULL=1 to run them (minutes)")
+		t.Log("forward passes at head_dim 64 and 128 skipped: set LLAMAEMBED_EMU_FULL=1 to run them (minutes)")
 	}
 	for _, c := range checks {
 		start := time.Now()
