@@ -19,6 +19,10 @@ import (
 
 func init() { model.RegisterBackend("cuda", New) }
 
+// minDriverVersion is the oldest driver (as cuDriverGetVersion reports it)
+// that JIT-compiles the embedded PTX: nvcc 12.4 writes PTX ISA 8.4.
+const minDriverVersion = 12040
+
 // DefaultMaxBatchTokens sizes the workspace when the options leave it at 0.
 const DefaultMaxBatchTokens = 16384
 
@@ -119,6 +123,14 @@ func New(w *weights.Model, device string, opts model.Options) (model.Backend, er
 	}
 	if ordinal >= n {
 		return nil, fmt.Errorf("%s: %w: this machine has %d CUDA device(s)", device, model.ErrNoDevice, n)
+	}
+	if v, err := driver.Version(); err != nil {
+		return nil, fmt.Errorf("%s: %w", device, err)
+	} else if v < minDriverVersion {
+		// The driver would refuse the PTX at module load; say why up front
+		// (and let auto fall back to the CPU).
+		return nil, fmt.Errorf("%s: %w: the CUDA driver supports CUDA %d.%d, the kernels (PTX ISA 8.4) need %d.%d or newer: update the NVIDIA driver",
+			device, model.ErrNoDevice, v/1000, v%1000/10, minDriverVersion/1000, minDriverVersion%1000/10)
 	}
 	if opts.MaxBatchTokens == 0 {
 		opts.MaxBatchTokens = DefaultMaxBatchTokens

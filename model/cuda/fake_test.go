@@ -122,6 +122,11 @@ func TestBackendStartupErrorsOnFakeDriver(t *testing.T) {
 	if _, err := New(w, "cuda:3", model.Options{}); !errors.Is(err, model.ErrNoDevice) || !strings.Contains(err.Error(), "1 CUDA device") {
 		t.Errorf("cuda:3 on a one-GPU machine: %v", err)
 	}
+	t.Setenv("FAKECUDA_VERSION", "12020")
+	if _, err := New(w, "cuda", model.Options{}); !errors.Is(err, model.ErrNoDevice) || !strings.Contains(err.Error(), "supports CUDA 12.2") {
+		t.Errorf("a 12.2 driver: %v", err)
+	}
+	t.Setenv("FAKECUDA_VERSION", "12040")
 	n, err := Available()
 	if err != nil || n != 1 {
 		t.Errorf("Available = %d, %v", n, err)

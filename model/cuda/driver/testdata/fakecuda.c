@@ -22,7 +22,7 @@ void fake_set_executor(int (*f)(const char *, const unsigned *, void **)) { fake
 #define BAD 1 /* CUDA_ERROR_INVALID_VALUE */
 
 CUresult cuInit(unsigned flags) { return flags == 0 ? 0 : BAD; }
-CUresult cuDriverGetVersion(int *v) { *v = 12040; return 0; }
+CUresult cuDriverGetVersion(int *v) { *v = getenv("FAKECUDA_VERSION") ? atoi(getenv("FAKECUDA_VERSION")) : 12040; return 0; }
 CUresult cuGetErrorString(CUresult r, const char **s) {
 	*s = r == 2 ? "out of memory" : r == 218 ? "a PTX JIT compilation failed" : r == 1 ? "invalid argument"
 	   : r == 700 ? "an illegal memory access was encountered" : r == 701 ? "too many resources requested for launch" : "unknown error";
