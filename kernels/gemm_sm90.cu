@@ -10,7 +10,8 @@
 // chunk c of row r at chunk c ^ (r % 8), 8-row atoms of 1024 bytes), so the
 // descriptors use swizzle mode 1 with a 1024-byte stride between atoms.
 // Each thread fences its cp.async writes into the async proxy before the
-// barrier that precedes the wgmma reading them.
+// barrier that precedes the wgmma reading them. Loads run two tiles ahead;
+// one wgmma group stays in flight across each step's barrier.
 //
 // Launch: grid (ceil(N/GEMMW_BN), ceil(M/GEMMW_BM)), block GEMMW_THREADS,
 // dynamic shared memory GEMMW_SMEM_BYTES (the host raises the limit).
@@ -24,6 +25,7 @@
 #define GEMMW_BK 64
 #define GEMMW_STAGES 4
 #define GEMMW_THREADS 256
+#define GEMMW_AHEAD (GEMMW_STAGES - 2) // tiles loaded ahead of the one computed
 #define GEMMW_STAGE_BYTES ((GEMMW_BM + GEMMW_BN) * GEMMW_BK * 2)
 // One extra KB lets the kernel align its tiles to 1024 bytes.
 #define GEMMW_SMEM_BYTES (GEMMW_STAGES * GEMMW_STAGE_BYTES + 1024)
@@ -49,6 +51,7 @@ DEVI uint64_t wgmma_desc(uint32_t smem_byte_addr) {
 DEVI void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 DEVI void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 DEVI void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+DEVI void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // Pins the accumulators at this point of the program: the compiler may not
 // move their reads or writes across it (they are in flight during wgmma).
 DEVI void wgmma_fence_operands(float d[64]) {
@@ -116,9 +119,13 @@ gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__r
 #pragma unroll
 	for (int i = 0; i < 64; i++) d[i] = 0.f;
 
+	// Loads run GEMMW_AHEAD tiles ahead and one wgmma group stays in flight
+	// while the next tile is waited for and the one after is requested: the
+	// stage refilled at step kt last fed the wgmma of tile kt-2, which every
+	// warpgroup has waited for before the barrier of step kt.
 	const int ktiles = (K + GEMMW_BK - 1) / GEMMW_BK;
 #pragma unroll
-	for (int s = 0; s < GEMMW_STAGES - 1; s++) {
+	for (int s = 0; s < GEMMW_AHEAD; s++) {
 		if (s < ktiles) {
 			const uint32_t st = base + s * GEMMW_STAGE_BYTES;
 			gemmw_load<GEMMW_BM>(st, X, M, K, m0, s * GEMMW_BK);
@@ -127,11 +134,11 @@ gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__r
 		cp_async_commit();
 	}
 	for (int kt = 0; kt < ktiles; kt++) {
-		cp_async_wait<GEMMW_STAGES - 2>();
-		fence_proxy_async(); // this thread's tile bytes, visible to wgmma
-		__syncthreads();     // everyone's; and the stage refilled below is idle
+		cp_async_wait<GEMMW_AHEAD - 1>(); // tile kt has landed (this thread's part)
+		fence_proxy_async();              // and is visible to the async proxy (wgmma)
+		__syncthreads();                  // everyone's part; stage (kt+AHEAD) is idle
 		{
-			const int nk = kt + GEMMW_STAGES - 1;
+			const int nk = kt + GEMMW_AHEAD;
 			if (nk < ktiles) {
 				const uint32_t st = base + (nk % GEMMW_STAGES) * GEMMW_STAGE_BYTES;
 				gemmw_load<GEMMW_BM>(st, X, M, K, m0, nk * GEMMW_BK);
@@ -147,9 +154,11 @@ gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__r
 		for (int k = 0; k < GEMMW_BK / 16; k++)
 			wgmma_m64n128k16(d, wgmma_desc(sa + k * 32), wgmma_desc(sb + k * 32), (kt > 0 || k > 0) ? 1 : 0);
 		wgmma_commit();
-		wgmma_wait0(); // the stage is refilled next iteration
+		wgmma_wait1(); // tile kt-1's group is done; tile kt's may run on
 		wgmma_fence_operands(d);
 	}
+	wgmma_wait0();
+	wgmma_fence_operands(d);
 	cp_async_wait<0>();
 
 	// Accumulator layout: warp w of the warpgroup holds rows w*16 + g and

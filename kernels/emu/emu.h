@@ -225,6 +225,7 @@ inline void cp_async16_shared(uint32_t dst, const void *src, bool pred) { cp_asy
 inline void wgmma_fence() {}
 inline void wgmma_commit() {}
 inline void wgmma_wait0() {}
+inline void wgmma_wait1() {}
 inline void wgmma_fence_operands(float *) {}
 inline void fence_proxy_async() {}
 
