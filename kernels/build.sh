@@ -27,11 +27,14 @@ fi
 archs=(sm_80 sm_90a)
 flags=(-std=c++17 -O3)
 
-# Local headers a source includes, transitively, sorted and unique.
+# Local headers a source includes, transitively, sorted and unique. emu/
+# (the CPU emulator's headers, included only when LLAMAEMBED_EMU is defined)
+# never reaches the PTX and is left out.
 deps() {
 	local f="$1" seen="$2"
 	local inc
 	for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$here/$f"); do
+		case "$inc" in emu/*) continue ;; esac
 		case " $seen " in *" $inc "*) continue ;; esac
 		seen="$seen $inc"
 		seen="$(deps "$inc" "$seen")"

@@ -33,6 +33,19 @@ namespace {
 
 const size_t kStack = 64 << 10;
 
+// Per-thread cp.async queues: copies, and the index where each committed
+// group ends.
+struct Copy {
+	void *dst;
+	const void *src;
+	bool pred;
+};
+struct CpQueue {
+	std::vector<Copy> copies;
+	std::vector<size_t> group_ends;
+};
+std::vector<CpQueue> cpq;
+
 struct Fiber {
 	ucontext_t ctx;
 	std::vector<char> stack;
@@ -67,6 +80,7 @@ bool runBlock() {
 	emu.block_gen = 0;
 	emu.block_arrived = 0;
 	for (auto &w : emu.warps) w.gen = 0, w.arrived = 0;
+	cpq.assign(n, CpQueue{});
 	int left = n;
 	while (left > 0) {
 		const unsigned long before = emu.progress;
@@ -118,6 +132,25 @@ std::function<void()> bind(const std::string &name, void **params) {
 } // namespace
 
 void emu_yield() { swapcontext(&fibers[emu.cur].ctx, &sched_ctx); }
+
+void emu_cp_async(void *smem, const void *gmem, bool pred) { cpq[emu.cur].copies.push_back(Copy{smem, gmem, pred}); }
+void emu_cp_commit() { cpq[emu.cur].group_ends.push_back(cpq[emu.cur].copies.size()); }
+void emu_cp_wait(int pending) {
+	CpQueue &q = cpq[emu.cur];
+	const int groups = (int)q.group_ends.size();
+	if (groups <= pending) return;
+	const size_t upto = q.group_ends[groups - pending - 1];
+	for (size_t i = 0; i < upto; i++) {
+		const Copy &c = q.copies[i];
+		if (c.pred)
+			memcpy(c.dst, c.src, 16);
+		else
+			memset(c.dst, 0, 16);
+	}
+	q.copies.erase(q.copies.begin(), q.copies.begin() + upto);
+	q.group_ends.erase(q.group_ends.begin(), q.group_ends.begin() + (groups - pending));
+	for (auto &e : q.group_ends) e -= upto;
+}
 void emu_trap() { emu.trapped = 1; }
 
 extern "C" int fake_execute(const char *name, const unsigned *geom, void **params);

@@ -7,11 +7,11 @@
 // ISA definitions (fragment layouts of m16n8k16 and ldmatrix), written
 // independently of the kernels that use them.
 //
-// What this proves: indexing, fragment layouts, swizzles, masking and the
-// online softmax compute the right function. What it does not: timing,
-// races that only show with real concurrency (cp.async copies complete at
-// once here), register or shared-memory limits, anything about the wgmma
-// kernel (not emulated; it traps).
+// What this proves: indexing, fragment layouts, swizzles, masking, the
+// online softmax and the cp.async group accounting compute the right
+// function. What it does not: timing, races that need real concurrency
+// between blocks or within a warp, register or shared-memory limits, and
+// hardware behaviour that differs from this reading of the PTX ISA.
 #pragma once
 #include <math.h>
 #include <stdint.h>
@@ -129,15 +129,16 @@ inline float __shfl_xor_sync(unsigned, float v, int off) {
 	return r;
 }
 
-// cp.async: the copy happens at once (zero-fill when !pred).
-inline void cp_async16(void *smem, const void *gmem, bool pred) {
-	if (pred)
-		memcpy(smem, gmem, 16);
-	else
-		memset(smem, 0, 16);
-}
-inline void cp_async_commit() {}
-template <int N> inline void cp_async_wait() {}
+// cp.async: each thread's copies are queued by commit group and land only
+// when cp.async.wait_group lets them (zero-fill when !pred), the latest
+// moment the PTX ISA allows; shared memory read before the wait that covers
+// it still holds stale bytes, so a missing or short wait shows in results.
+void emu_cp_async(void *smem, const void *gmem, bool pred);
+void emu_cp_commit();
+void emu_cp_wait(int pending);
+inline void cp_async16(void *smem, const void *gmem, bool pred) { emu_cp_async(smem, gmem, pred); }
+inline void cp_async_commit() { emu_cp_commit(); }
+template <int N> inline void cp_async_wait() { emu_cp_wait(N); }
 
 // ldmatrix .m8n8 .b16: matrix i's 8 rows come from the addresses of lanes
 // 8i..8i+7 (16 bytes each). Without .trans, lane l gets row l/4, elements
