@@ -91,14 +91,23 @@ func (b *Backend) activations(T, maxLen int) *activations {
 // rows is the leading dimension of a [rows, cols] activation tensor.
 func rows(t *tensor.Dense) int { return t.Shape()[0] }
 
-// linear computes out = x · wᵀ for the activation tensors x [T, w.K] and
-// out [T, w.N].
-func linear(out, x *tensor.Dense, w gemm.Weight) {
-	if x.Shape()[1] != w.K || out.Shape()[1] != w.N || rows(out) != rows(x) {
-		panic(fmt.Sprintf("cpu: linear %v · [%d %d]ᵀ -> %v", x.Shape(), w.N, w.K, out.Shape()))
+// linear computes outs[i] = x · ws[i]ᵀ for the activation tensors x
+// [T, K] and outs[i] [T, ws[i].N]. Projections of one input go in one call,
+// so gemm packs x once for all of them.
+func linear(outs []*tensor.Dense, x *tensor.Dense, ws ...gemm.Weight) {
+	bufs := make([][]float32, len(outs))
+	for i, out := range outs {
+		w := ws[i]
+		if x.Shape()[1] != w.K || out.Shape()[1] != w.N || rows(out) != rows(x) {
+			panic(fmt.Sprintf("cpu: linear %v · [%d %d]ᵀ -> %v", x.Shape(), w.N, w.K, out.Shape()))
+		}
+		bufs[i] = out.Float32s()
 	}
-	gemm.Linear(out.Float32s(), x.Float32s(), w, rows(x))
+	gemm.LinearMulti(bufs, x.Float32s(), ws, rows(x))
 }
+
+// tensors lists activation tensors, for linear.
+func tensors(ts ...*tensor.Dense) []*tensor.Dense { return ts }
 
 // Forward runs the layers over a packed batch and returns each sequence's
 // mean-pooled final hidden state.
@@ -133,21 +142,18 @@ func (b *Backend) Forward(ctx context.Context, batch model.Batch) ([][]float32, 
 
 		// Self-attention block: x += o(attention(rope(q(n(x))), rope(k(n(x))), v(n(x)))).
 		rmsNorm(a.xn.Float32s(), a.x.Float32s(), l.attnNorm, eps)
-		linear(a.q, a.xn, l.q)
-		linear(a.k, a.xn, l.k)
-		linear(a.v, a.xn, l.v)
+		linear(tensors(a.q, a.k, a.v), a.xn, l.q, l.k, l.v)
 		b.applyRope(a.q, pos)
 		b.applyRope(a.k, pos)
 		b.attention(a.attn, a.q, a.k, a.v, cu)
-		linear(a.tmp, a.attn, l.o)
+		linear(tensors(a.tmp), a.attn, l.o)
 		addInto(a.x.Float32s(), a.tmp.Float32s())
 
 		// MLP block: x += down(silu(gate(n(x))) * up(n(x))).
 		rmsNorm(a.xn.Float32s(), a.x.Float32s(), l.mlpNorm, eps)
-		linear(a.gate, a.xn, l.gate)
-		linear(a.up, a.xn, l.up)
+		linear(tensors(a.gate, a.up), a.xn, l.gate, l.up)
 		swiGLU(a.gate.Float32s(), a.up.Float32s())
-		linear(a.tmp, a.gate, l.down)
+		linear(tensors(a.tmp), a.gate, l.down)
 		addInto(a.x.Float32s(), a.tmp.Float32s())
 	}
 	rmsNorm(a.xn.Float32s(), a.x.Float32s(), b.finalNorm, eps)
