@@ -20,7 +20,7 @@ vet:
 
 # A fixture model (Hugging Face is unreachable here), then the server on it.
 $(DEMO)/config.json: build
-	$(BIN) mkmodel --preset tiny $(DEMO)
+	$(BIN) mkmodel --preset tiny --tokenizer testdata/tokenizer/tokenizer.json $(DEMO)
 
 demo: $(DEMO)/config.json
 	printf '%s\n' '{"text":"query: how do I reset my password?"}' '{"text":"passage: open Settings"}' \
