@@ -104,9 +104,9 @@ func forVariants(f func(v variant)) {
 func TestLinearMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, dt := range []weights.DType{weights.BF16, weights.F16, weights.F32} {
-		for _, m := range []int{1, 3, 13, 33, 130} {
+		for _, m := range []int{1, 2, 3, 7, 16, 33, 65, 130} {
 			for _, n := range testSizes {
-				for _, k := range []int{1, 7, 16, 65, 257, 300} {
+				for _, k := range []int{1, 2, 3, 7, 16, 65, 257, 300} {
 					w, wv := makeWeight(rng, dt, n, k)
 					x := randSlice(rng, m*k)
 					want, abs := make([]float64, m*n), make([]float64, m*n)
