@@ -9,7 +9,9 @@
 //
 // (-Bsymbolic: calls inside this library bind to its own definitions, not to
 // those of another fake libcuda already loaded in the test process.)
+#include <algorithm>
 #include <functional>
+#include <random>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string>
@@ -45,6 +47,7 @@ struct CpQueue {
 	std::vector<size_t> group_ends;
 };
 std::vector<CpQueue> cpq;
+std::mt19937 rng(12345);
 
 struct Fiber {
 	ucontext_t ctx;
@@ -81,16 +84,39 @@ bool runBlock() {
 	emu.block_arrived = 0;
 	for (auto &w : emu.warps) w.gen = 0, w.arrived = 0;
 	cpq.assign(n, CpQueue{});
+	// Two schedules, picked at random per block: all threads in a fresh
+	// random order on every pass (warps in near lockstep), or one warp at a
+	// time run as far as it can go before the next (warps far apart, which
+	// exposes a missing __syncthreads between a writer and a reader warp).
+	const int nwarps = n / 32;
+	std::vector<int> order(n), worder(nwarps), lanes(32);
+	for (int i = 0; i < n; i++) order[i] = i;
+	for (int i = 0; i < nwarps; i++) worder[i] = i;
+	for (int i = 0; i < 32; i++) lanes[i] = i;
+	const bool runAhead = rng() & 1;
+	auto resume = [](int i) {
+		if (fibers[i].done) return;
+		emu.cur = i;
+		swapcontext(&sched_ctx, &fibers[i].ctx);
+	};
 	int left = n;
 	while (left > 0) {
 		const unsigned long before = emu.progress;
-		left = 0;
-		for (int i = 0; i < n; i++) {
-			if (fibers[i].done) continue;
-			emu.cur = i;
-			swapcontext(&sched_ctx, &fibers[i].ctx);
-			if (!fibers[i].done) left++;
+		if (runAhead) {
+			std::shuffle(worder.begin(), worder.end(), rng);
+			for (int w : worder)
+				for (;;) {
+					const unsigned long p0 = emu.progress;
+					std::shuffle(lanes.begin(), lanes.end(), rng);
+					for (int l : lanes) resume(32 * w + l);
+					if (emu.progress == p0) break; // the warp waits at a block barrier, or is done
+				}
+		} else {
+			std::shuffle(order.begin(), order.end(), rng);
+			for (int i : order) resume(i);
 		}
+		left = 0;
+		for (int i = 0; i < n; i++) left += !fibers[i].done;
 		if (left > 0 && emu.progress == before) return false;
 	}
 	return true;
@@ -133,7 +159,19 @@ std::function<void()> bind(const std::string &name, void **params) {
 
 void emu_yield() { swapcontext(&fibers[emu.cur].ctx, &sched_ctx); }
 
-void emu_cp_async(void *smem, const void *gmem, bool pred) { cpq[emu.cur].copies.push_back(Copy{smem, gmem, pred}); }
+// A copy lands at a random moment the PTX ISA allows: at once (catching a
+// buffer refilled while another warp still reads it) or only at the
+// wait_group that covers it (catching data read before its wait).
+void emu_cp_async(void *smem, const void *gmem, bool pred) {
+	if (rng() & 1) {
+		if (pred)
+			memcpy(smem, gmem, 16);
+		else
+			memset(smem, 0, 16);
+		return;
+	}
+	cpq[emu.cur].copies.push_back(Copy{smem, gmem, pred});
+}
 void emu_cp_commit() { cpq[emu.cur].group_ends.push_back(cpq[emu.cur].copies.size()); }
 void emu_cp_wait(int pending) {
 	CpQueue &q = cpq[emu.cur];

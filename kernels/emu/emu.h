@@ -129,10 +129,11 @@ inline float __shfl_xor_sync(unsigned, float v, int off) {
 	return r;
 }
 
-// cp.async: each thread's copies are queued by commit group and land only
-// when cp.async.wait_group lets them (zero-fill when !pred), the latest
-// moment the PTX ISA allows; shared memory read before the wait that covers
-// it still holds stale bytes, so a missing or short wait shows in results.
+// cp.async: each copy lands at a random point between its issue and the
+// cp.async.wait_group that covers it (zero-fill when !pred): at once, or
+// only at that wait. Shared memory read before its wait may still hold
+// stale bytes, and a buffer refilled too early may change under a reader,
+// so a missing wait or barrier shows in the results.
 void emu_cp_async(void *smem, const void *gmem, bool pred);
 void emu_cp_commit();
 void emu_cp_wait(int pending);
