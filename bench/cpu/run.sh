@@ -8,7 +8,9 @@
 #
 # Environment: WORK (scratch dir, default /tmp/llamaembed-bench-cpu), LAYERS,
 # SHAPES (BxL list), ROUNDS (alternating llamaembed/torch runs per shape; the
-# best tokens/s of each side is compared), ITERS, THREADS (default: nproc).
+# best tokens/s of each side is compared), ITERS, THREADS (default: nproc),
+# QUIET_WAIT (seconds to wait before each run for the CPUs to be at least
+# 85% idle over 2 s, default 60; 0 runs at once).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,6 +20,7 @@ SHAPES=${SHAPES:-"2x128 8x128"}
 ROUNDS=${ROUNDS:-3}
 ITERS=${ITERS:-5}
 THREADS=${THREADS:-$(nproc)}
+QUIET_WAIT=${QUIET_WAIT:-60}
 PY=/usr/bin/python3 # Debian's interpreter, where python3-torch installs
 mkdir -p "$WORK"
 
@@ -54,6 +57,30 @@ print(f"parity: max |llamaembed - torch| over {len(a)} embeddings = {d:.2e}", fi
 sys.exit(0 if len(a) == len(b) and d < 1e-4 else 1)
 PYEOF
 
+# idle_pct prints the share of CPU time idle over the next 2 s (/proc/stat).
+idle_pct() {
+	local a b
+	read -r -a a < <(head -1 /proc/stat)
+	sleep 2
+	read -r -a b < <(head -1 /proc/stat)
+	local total=0 i
+	for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+	echo $(((b[4] - a[4]) * 100 / (total > 0 ? total : 1)))
+}
+
+# wait_quiet waits up to QUIET_WAIT seconds for the machine to be mostly idle,
+# so other processes on a shared machine disturb the timings less; it reports
+# the idle share it started under.
+wait_quiet() {
+	local waited=0 idle
+	idle=$(idle_pct)
+	while [ "$idle" -lt 85 ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
+		waited=$((waited + 2))
+		idle=$(idle_pct)
+	done
+	echo "  (start: ${idle}% idle after ${waited}s wait, $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+}
+
 # (d, e) alternate the two, ROUNDS times per shape.
 echo "load before: $(uptime)" >&2
 RESULTS="$WORK/results.jsonl"
@@ -62,8 +89,10 @@ for shape in $SHAPES; do
 	B=${shape%x*}
 	L=${shape#*x}
 	for r in $(seq "$ROUNDS"); do
+		wait_quiet
 		GOMAXPROCS=$THREADS "$BIN" bench --model "$MODEL" --device cpu --batch "$B" --seq "$L" --iters "$ITERS" 2>/dev/null |
 			sed 's/^{/{"impl":"llamaembed","round":'"$r"',/' | tee -a "$RESULTS" >&2
+		wait_quiet
 		"$PY" bench/cpu/torch_bench.py bench "$MODEL" --batch "$B" --seq "$L" --iters "$ITERS" --threads "$THREADS" |
 			sed 's/^{/{"impl":"torch","round":'"$r"',/' | tee -a "$RESULTS" >&2
 	done
