@@ -47,6 +47,18 @@ struct CpQueue {
 	std::vector<size_t> group_ends;
 };
 std::vector<CpQueue> cpq;
+
+// Per-thread wgmma queues, like the cp.async ones.
+struct Mma {
+	float *d;
+	uint64_t da, db;
+	int accumulate;
+};
+struct MmaQueue {
+	std::vector<Mma> ops;
+	std::vector<size_t> group_ends;
+};
+std::vector<MmaQueue> mmaq;
 std::mt19937 rng(12345);
 
 struct Fiber {
@@ -84,6 +96,7 @@ bool runBlock() {
 	emu.block_arrived = 0;
 	for (auto &w : emu.warps) w.gen = 0, w.arrived = 0;
 	cpq.assign(n, CpQueue{});
+	mmaq.assign(n, MmaQueue{});
 	// Two schedules, picked at random per block: all threads in a fresh
 	// random order on every pass (warps in near lockstep), or one warp at a
 	// time run as far as it can go before the next (warps far apart, which
@@ -172,6 +185,26 @@ void emu_cp_async(void *smem, const void *gmem, bool pred) {
 	}
 	cpq[emu.cur].copies.push_back(Copy{smem, gmem, pred});
 }
+void emu_wgmma_issue(float *d, uint64_t da, uint64_t db, int accumulate) {
+	MmaQueue &q = mmaq[emu.cur];
+	if (q.ops.empty() && (rng() & 1)) { // nothing older pending: may run at once
+		emu_wgmma_run(d, da, db, accumulate);
+		return;
+	}
+	q.ops.push_back(Mma{d, da, db, accumulate});
+}
+void emu_wgmma_commit() { mmaq[emu.cur].group_ends.push_back(mmaq[emu.cur].ops.size()); }
+void emu_wgmma_wait(int pending) {
+	MmaQueue &q = mmaq[emu.cur];
+	const int groups = (int)q.group_ends.size();
+	if (groups <= pending) return;
+	const size_t upto = q.group_ends[groups - pending - 1];
+	for (size_t i = 0; i < upto; i++) emu_wgmma_run(q.ops[i].d, q.ops[i].da, q.ops[i].db, q.ops[i].accumulate);
+	q.ops.erase(q.ops.begin(), q.ops.begin() + upto);
+	q.group_ends.erase(q.group_ends.begin(), q.group_ends.begin() + (groups - pending));
+	for (auto &e : q.group_ends) e -= upto;
+}
+
 void emu_cp_commit() { cpq[emu.cur].group_ends.push_back(cpq[emu.cur].copies.size()); }
 void emu_cp_wait(int pending) {
 	CpQueue &q = cpq[emu.cur];

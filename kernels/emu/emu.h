@@ -224,10 +224,16 @@ inline void mma_bf16_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_
 // Shared addresses are offsets into the block's dynamic shared memory.
 inline uint32_t smem_addr(const void *p) { return (uint32_t)((const unsigned char *)p - emu.dyn_smem); }
 inline void cp_async16_shared(uint32_t dst, const void *src, bool pred) { cp_async16(emu.dyn_smem + dst, src, pred); }
+// wgmma groups: emu.cpp runs each queued wgmma at a random moment between
+// its issue and the wgmma.wait_group that covers it, reading shared memory
+// then, so a stage refilled while a wgmma may still read it shows up.
+void emu_wgmma_issue(float *d, uint64_t da, uint64_t db, int accumulate);
+void emu_wgmma_commit();
+void emu_wgmma_wait(int pending);
 inline void wgmma_fence() {}
-inline void wgmma_commit() {}
-inline void wgmma_wait0() {}
-inline void wgmma_wait1() {}
+inline void wgmma_commit() { emu_wgmma_commit(); }
+inline void wgmma_wait0() { emu_wgmma_wait(0); }
+inline void wgmma_wait1() { emu_wgmma_wait(1); }
 inline void wgmma_fence_operands(float *) {}
 inline void fence_proxy_async() {}
 
@@ -257,7 +263,7 @@ inline float emu_desc_elem(uint64_t desc, int row, int k) {
 // d[4j+0], d[4j+1] = D[16w+g][8j+2t], D[16w+g][8j+2t+1] and d[4j+2],
 // d[4j+3] = the same columns of row 16w+g+8. Each thread reads the operands
 // it needs itself, so no exchange between threads is needed.
-inline void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, int accumulate) {
+inline void emu_wgmma_run(float d[64], uint64_t da, uint64_t db, int accumulate) {
 	const int lane = emu_lane(), w = (threadIdx.x >> 5) & 3, g = lane / 4, t = lane % 4;
 	for (int j = 0; j < 16; j++)
 		for (int e = 0; e < 4; e++) {
@@ -266,4 +272,8 @@ inline void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, int accumula
 			for (int k = 0; k < 16; k++) s += emu_desc_elem(da, row, k) * emu_desc_elem(db, col, k);
 			d[4 * j + e] = accumulate ? d[4 * j + e] + s : s;
 		}
+}
+
+inline void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, int accumulate) {
+	emu_wgmma_issue(d, da, db, accumulate);
 }
