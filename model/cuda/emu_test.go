@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"llamaembed/model"
 	"llamaembed/model/cuda/driver"
 )
 
@@ -95,4 +96,18 @@ func TestWgmmaOnEmulator(t *testing.T) {
 	t.Setenv("FAKECUDA_CC_MAJOR", "9")
 	t.Run("Gemm", TestGPUGemm)
 	t.Run("WgmmaCheck", TestGPUWgmmaCheck)
+	// The whole encoder with the backend's GEMMs on wgmma.
+	t.Run("ForwardMatchesFixtureReference", func(t *testing.T) {
+		w := tinyModel(t, nil)
+		b, err := New(w, "cuda", model.Options{MaxBatchTokens: 256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		useWgmma := b.(*Backend).ks.useWgmma
+		b.Close()
+		if !useWgmma {
+			t.Fatal("the backend did not enable wgmma on the emulated sm_90a device")
+		}
+		TestGPUForwardMatchesFixtureReference(t)
+	})
 }
