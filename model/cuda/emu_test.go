@@ -1,15 +1,32 @@
 package cuda
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"llamaembed/model"
 	"llamaembed/model/cuda/driver"
 )
+
+// The emulator library, built once per test process (TestMain removes it).
+var (
+	emuOnce        sync.Once
+	emuDir, emuLib string
+	emuErr         error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if emuDir != "" {
+		os.RemoveAll(emuDir)
+	}
+	os.Exit(code)
+}
 
 // emulated is set while the GPU tests run on the CPU emulator, which is
 // thousands of times slower than a GPU: they then use smaller shapes.
@@ -26,18 +43,30 @@ func withEmulator(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Skip("no C and C++ compilers to build the kernel emulator")
 	}
-	dir := t.TempDir()
-	obj, so := filepath.Join(dir, "fake.o"), filepath.Join(dir, "libcuda.so.1")
-	for _, args := range [][]string{
-		{cc, "-c", "-fPIC", "-O1", "-o", obj, "driver/testdata/fakecuda.c"},
-		{cxx, "-std=c++17", "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-fno-strict-aliasing", "-DLLAMAEMBED_EMU", "-I../../kernels",
-			"-o", so, "../../kernels/emu/emu.cpp", obj},
-	} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("build emulator: %v\n%s", err, out)
+	emuOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "llamaembed-emu-")
+		if err != nil {
+			emuErr = err
+			return
 		}
+		emuDir = dir
+		obj, so := filepath.Join(dir, "fake.o"), filepath.Join(dir, "libcuda.so.1")
+		for _, args := range [][]string{
+			{cc, "-c", "-fPIC", "-O1", "-o", obj, "driver/testdata/fakecuda.c"},
+			{cxx, "-std=c++17", "-O1", "-fPIC", "-shared", "-Wl,-Bsymbolic", "-fno-strict-aliasing", "-DLLAMAEMBED_EMU", "-I../../kernels",
+				"-o", so, "../../kernels/emu/emu.cpp", obj},
+		} {
+			if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+				emuErr = fmt.Errorf("build emulator: %v\n%s", err, out)
+				return
+			}
+		}
+		emuLib = so
+	})
+	if emuErr != nil {
+		t.Fatal(emuErr)
 	}
-	restore, err := driver.UseLibraryForTests(so)
+	restore, err := driver.UseLibraryForTests(emuLib)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,14 +95,15 @@ func TestKernelsOnEmulator(t *testing.T) {
 		{"Rope", TestGPURope},
 		{"SwiGLU", TestGPUSwiGLU},
 		{"EmbedAndPool", TestGPUEmbedAndPool},
-		// The whole encoder on tiny-llama-a (about 10 s here).
-		{"ForwardMatchesFixtureReference", TestGPUForwardMatchesFixtureReference},
 	}
-	// Larger forward passes take minutes on the emulator: on request only.
+	// Whole forward passes take from 10 s to minutes on the emulator: on
+	// request only (TestWgmmaOnEmulator runs the tiny one by default).
 	if os.Getenv("LLAMAEMBED_EMU_FULL") != "" {
-		checks = append(checks, check{"ForwardMatchesCPUBackend", TestGPUForwardMatchesCPUBackend})
+		checks = append(checks,
+			check{"ForwardMatchesFixtureReference", TestGPUForwardMatchesFixtureReference},
+			check{"ForwardMatchesCPUBackend", TestGPUForwardMatchesCPUBackend})
 	} else {
-		t.Log("forward passes at head_dim 64 and 128 skipped: set LLAMAEMBED_EMU_FULL=1 to run them (minutes)")
+		t.Log("forward passes on sm_80 skipped: set LLAMAEMBED_EMU_FULL=1 to run them (minutes)")
 	}
 	for _, c := range checks {
 		start := time.Now()
