@@ -1,5 +1,6 @@
 // gemm.cu: Y[M,N] = X[M,K] · W[N,K]ᵀ (+ R[M,N]), the projections of every
-// layer. X holds token-major activations, W a weight matrix as stored in the
+// layer, and the same product with a SwiGLU epilogue for the MLP's fused
+// gate/up projection (gemm_bf16_tn_swiglu, below). X holds token-major activations, W a weight matrix as stored in the
 // checkpoint ([out, in], "TN": both operands K-contiguous), R an optional
 // residual added in the epilogue. bf16 in and out, fp32 accumulation on the
 // tensor cores (mma.sync m16n8k16), operands streamed through shared memory
@@ -57,9 +58,10 @@ __device__ __forceinline__ void gemm_load_stage(__nv_bfloat16 *sA, __nv_bfloat16
 	}
 }
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-gemm_bf16_tn(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
-	     const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
+// The GEMM; SWIGLU selects the epilogue (see gemm_bf16_tn_swiglu).
+template <bool SWIGLU>
+DEVI void gemm_tn(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
+		  const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
 	DYN_SMEM(gemm_smem);
 	__nv_bfloat16 *sA = reinterpret_cast<__nv_bfloat16 *>(gemm_smem);
 	__nv_bfloat16 *sB = sA + GEMM_STAGES * GEMM_BM * GEMM_LDS;
@@ -125,25 +127,67 @@ gemm_bf16_tn(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restric
 
 	// Epilogue: each lane holds (g, 2t..2t+1) and (g+8, 2t..2t+1) of every fragment.
 	const int g = lane >> 2, t = lane & 3;
+	if constexpr (SWIGLU) {
+		// W's rows interleave gate and up in blocks of 8 (see below), so n8
+		// fragment 2p is gate and 2p+1 is up for the same 8 intermediate
+		// columns, starting at (n0 + wn + 16p) / 2.
+		const int inter = N / 2;
 #pragma unroll
-	for (int i = 0; i < MI; i++) {
+		for (int i = 0; i < MI; i++) {
 #pragma unroll
-		for (int j = 0; j < NI; j++) {
-			const int col = n0 + wn + j * 8 + 2 * t;
-			if (col >= N) continue;
+			for (int p = 0; p < NI / 2; p++) {
+				const int col = (n0 + wn + 16 * p) / 2 + 2 * t;
+				if (col >= inter) continue;
 #pragma unroll
-			for (int h = 0; h < 2; h++) {
-				const int row = m0 + wm + i * 16 + g + h * 8;
-				if (row >= M) continue;
-				float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
-				const size_t off = (size_t)row * N + col;
-				if (R != nullptr) {
-					const float2 r = unpack_bf16x2(*reinterpret_cast<const uint32_t *>(R + off));
-					v0 += r.x;
-					v1 += r.y;
+				for (int h = 0; h < 2; h++) {
+					const int row = m0 + wm + i * 16 + g + h * 8;
+					if (row >= M) continue;
+					const float g0 = acc[i][2 * p][2 * h], g1 = acc[i][2 * p][2 * h + 1];
+					const float u0 = acc[i][2 * p + 1][2 * h], u1 = acc[i][2 * p + 1][2 * h + 1];
+					*reinterpret_cast<uint32_t *>(Y + (size_t)row * inter + col) =
+					    pack_bf16x2(g0 / (1.f + expf(-g0)) * u0, g1 / (1.f + expf(-g1)) * u1);
 				}
-				*reinterpret_cast<uint32_t *>(Y + off) = pack_bf16x2(v0, v1);
+			}
+		}
+	} else {
+#pragma unroll
+		for (int i = 0; i < MI; i++) {
+#pragma unroll
+			for (int j = 0; j < NI; j++) {
+				const int col = n0 + wn + j * 8 + 2 * t;
+				if (col >= N) continue;
+#pragma unroll
+				for (int h = 0; h < 2; h++) {
+					const int row = m0 + wm + i * 16 + g + h * 8;
+					if (row >= M) continue;
+					float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+					const size_t off = (size_t)row * N + col;
+					if (R != nullptr) {
+						const float2 r = unpack_bf16x2(*reinterpret_cast<const uint32_t *>(R + off));
+						v0 += r.x;
+						v1 += r.y;
+					}
+					*reinterpret_cast<uint32_t *>(Y + off) = pack_bf16x2(v0, v1);
+				}
 			}
 		}
 	}
+}
+
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+gemm_bf16_tn(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
+	     const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
+	gemm_tn<false>(X, W, R, Y, M, N, K);
+}
+
+// The MLP's gate/up projection with SwiGLU in the epilogue:
+//   Y[m, i] = silu(X·Wgᵀ)[m, i] * (X·Wuᵀ)[m, i],  Y [M, N/2]
+// W is [N, K] with N = 2*inter and its rows interleaved in blocks of 8:
+// rows 16b..16b+7 are gate rows 8b..8b+7, rows 16b+8..16b+15 the up rows
+// 8b..8b+7 (the host lays them out so at upload). The gate and up products
+// never reach memory, in bf16 or otherwise. Requires N % 16 == 0.
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+gemm_bf16_tn_swiglu(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
+		    __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
+	gemm_tn<true>(X, W, nullptr, Y, M, N, K);
 }

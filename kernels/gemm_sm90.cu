@@ -107,10 +107,11 @@ DEVI void gemmw_load(uint32_t s, const __nv_bfloat16 *__restrict__ G, int rows_t
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(GEMMW_THREADS, 1)
-gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
-		   const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
 #if defined(GEMMW_HAVE_WGMMA) || defined(LLAMAEMBED_EMU)
+// The GEMM; SWIGLU selects the epilogue, as in gemm.cu.
+template <bool SWIGLU>
+DEVI void gemmw_tn(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
+		   const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
 	DYN_SMEM(gemmw_smem);
 	const uint32_t base = (smem_addr(gemmw_smem) + 1023) & ~1023u;
 	const int m0 = blockIdx.y * GEMMW_BM, n0 = blockIdx.x * GEMMW_BN;
@@ -165,25 +166,65 @@ gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__r
 	// w*16 + g + 8; n8 block j holds columns j*8 + 2t, +1 in d[4j..4j+3].
 	const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
 	const int g = lane >> 2, t = lane & 3;
+	if constexpr (SWIGLU) {
+		// n8 blocks 2p (gate) and 2p+1 (up) cover the same 8 intermediate
+		// columns, from (n0 + 16p) / 2: W's rows interleave gate and up.
+		const int inter = N / 2;
 #pragma unroll
-	for (int j = 0; j < GEMMW_BN / 8; j++) {
-		const int col = n0 + j * 8 + 2 * t;
-		if (col >= N) continue;
+		for (int p = 0; p < GEMMW_BN / 16; p++) {
+			const int col = (n0 + 16 * p) / 2 + 2 * t;
+			if (col >= inter) continue;
 #pragma unroll
-		for (int h = 0; h < 2; h++) {
-			const int row = m0 + wg * 64 + warp * 16 + g + h * 8;
-			if (row >= M) continue;
-			float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
-			const size_t off = (size_t)row * N + col;
-			if (R != nullptr) {
-				const float2 r = unpack_bf16x2(*reinterpret_cast<const uint32_t *>(R + off));
-				v0 += r.x;
-				v1 += r.y;
+			for (int h = 0; h < 2; h++) {
+				const int row = m0 + wg * 64 + warp * 16 + g + h * 8;
+				if (row >= M) continue;
+				const float g0 = d[8 * p + 2 * h], g1 = d[8 * p + 2 * h + 1];
+				const float u0 = d[8 * p + 4 + 2 * h], u1 = d[8 * p + 4 + 2 * h + 1];
+				*reinterpret_cast<uint32_t *>(Y + (size_t)row * inter + col) =
+				    pack_bf16x2(g0 / (1.f + expf(-g0)) * u0, g1 / (1.f + expf(-g1)) * u1);
 			}
-			*reinterpret_cast<uint32_t *>(Y + off) = pack_bf16x2(v0, v1);
+		}
+	} else {
+#pragma unroll
+		for (int j = 0; j < GEMMW_BN / 8; j++) {
+			const int col = n0 + j * 8 + 2 * t;
+			if (col >= N) continue;
+#pragma unroll
+			for (int h = 0; h < 2; h++) {
+				const int row = m0 + wg * 64 + warp * 16 + g + h * 8;
+				if (row >= M) continue;
+				float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+				const size_t off = (size_t)row * N + col;
+				if (R != nullptr) {
+					const float2 r = unpack_bf16x2(*reinterpret_cast<const uint32_t *>(R + off));
+					v0 += r.x;
+					v1 += r.y;
+				}
+				*reinterpret_cast<uint32_t *>(Y + off) = pack_bf16x2(v0, v1);
+			}
 		}
 	}
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(GEMMW_THREADS, 1)
+gemm_bf16_tn_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
+		   const __nv_bfloat16 *__restrict__ R, __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
+#if defined(GEMMW_HAVE_WGMMA) || defined(LLAMAEMBED_EMU)
+	gemmw_tn<false>(X, W, R, Y, M, N, K);
 #else
 	__trap(); // built for a GPU without wgmma: the host never launches this
+#endif
+}
+
+// gemm_bf16_tn_swiglu on wgmma: Y [M, N/2] = silu(gate) * up, W's rows
+// interleaved in blocks of 8 as described in gemm.cu.
+extern "C" __global__ void __launch_bounds__(GEMMW_THREADS, 1)
+gemm_bf16_tn_swiglu_wgmma(const __nv_bfloat16 *__restrict__ X, const __nv_bfloat16 *__restrict__ W,
+			  __nv_bfloat16 *__restrict__ Y, int M, int N, int K) {
+#if defined(GEMMW_HAVE_WGMMA) || defined(LLAMAEMBED_EMU)
+	gemmw_tn<true>(X, W, nullptr, Y, M, N, K);
+#else
+	__trap();
 #endif
 }

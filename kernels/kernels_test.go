@@ -108,8 +108,8 @@ func TestPTXMatchesSources(t *testing.T) {
 // not at module load on a GPU).
 func TestKernelsExported(t *testing.T) {
 	want := map[string][]string{
-		"gemm":      {"gemm_bf16_tn"},
-		"gemm_sm90": {"gemm_bf16_tn_wgmma"},
+		"gemm":      {"gemm_bf16_tn", "gemm_bf16_tn_swiglu"},
+		"gemm_sm90": {"gemm_bf16_tn_wgmma", "gemm_bf16_tn_swiglu_wgmma"},
 		"attention": {"attn_fwd_d16", "attn_fwd_d64", "attn_fwd_d128"},
 		"norm":      {"add_rmsnorm"},
 		"rope":      {"rope_qk"},

@@ -142,6 +142,10 @@ typedef __nv_bfloat16 bf;
 std::function<void()> bind(const std::string &name, void **params) {
 	if (name == "gemm_bf16_tn")
 		return [=] { gemm_bf16_tn(P(0, const bf *), P(1, const bf *), P(2, const bf *), P(3, bf *), P(4, int), P(5, int), P(6, int)); };
+	if (name == "gemm_bf16_tn_swiglu")
+		return [=] { gemm_bf16_tn_swiglu(P(0, const bf *), P(1, const bf *), P(2, bf *), P(3, int), P(4, int), P(5, int)); };
+	if (name == "gemm_bf16_tn_swiglu_wgmma")
+		return [=] { gemm_bf16_tn_swiglu_wgmma(P(0, const bf *), P(1, const bf *), P(2, bf *), P(3, int), P(4, int), P(5, int)); };
 	if (name == "gemm_bf16_tn_wgmma")
 		return [=] { gemm_bf16_tn_wgmma(P(0, const bf *), P(1, const bf *), P(2, const bf *), P(3, bf *), P(4, int), P(5, int), P(6, int)); };
 #define ATTN(D)                                                                                                  \

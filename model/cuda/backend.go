@@ -31,7 +31,7 @@ type layerWeights struct {
 	inNorm, postNorm driver.DevicePtr // bf16 [hidden]
 	qkv              driver.DevicePtr // bf16 [q+2kv, hidden]: q, k, v rows stacked
 	o                driver.DevicePtr // bf16 [hidden, q]
-	gateUp           driver.DevicePtr // bf16 [2*inter, hidden]: gate rows, then up rows
+	gateUp           driver.DevicePtr // bf16 [2*inter, hidden]: gate and up rows interleaved in blocks of 8
 	down             driver.DevicePtr // bf16 [hidden, inter]
 }
 
@@ -306,7 +306,8 @@ func (b *Backend) uploadWeights(w *weights.Model) error {
 		if lw.o, err = b.upload(p+"self_attn.o_proj.weight", t["self_attn.o_proj.weight"]); err != nil {
 			return err
 		}
-		if lw.gateUp, err = fused(p+"gate_up_proj", t["mlp.gate_proj.weight"], t["mlp.up_proj.weight"]); err != nil {
+		gu := interleaveGateUp(t["mlp.gate_proj.weight"], t["mlp.up_proj.weight"], sh.Inter, h)
+		if lw.gateUp, err = b.upload(p+"gate_up_proj", gu); err != nil {
 			return err
 		}
 		if lw.down, err = b.upload(p+"mlp.down_proj.weight", t["mlp.down_proj.weight"]); err != nil {
@@ -314,6 +315,21 @@ func (b *Backend) uploadWeights(w *weights.Model) error {
 		}
 	}
 	return nil
+}
+
+// interleaveGateUp stacks the gate and up projections ([inter, hidden] bf16
+// each) into one [2*inter, hidden] matrix whose rows alternate in blocks of
+// 8: gate rows 8b..8b+7, then up rows 8b..8b+7, for b = 0, 1, ... The fused
+// GEMM's epilogue then holds a gate value and its up value in the same
+// thread and applies SwiGLU without writing either (gemm_bf16_tn_swiglu).
+func interleaveGateUp(gate, up []byte, inter, hidden int) []byte {
+	row := 2 * hidden
+	out := make([]byte, 0, len(gate)+len(up))
+	for b := 0; b < inter; b += 8 {
+		out = append(out, gate[b*row:(b+8)*row]...)
+		out = append(out, up[b*row:(b+8)*row]...)
+	}
+	return out
 }
 
 // bf16Tensor returns a tensor's elements as little-endian bf16, checking its
@@ -417,7 +433,7 @@ func (b *Backend) forward(ctx context.Context, p *packed) ([][]float32, error) {
 	}
 
 	h, xn, qkv, attn, delta := ws[bufResidual], ws[bufNormed], ws[bufQKV], ws[bufAttn], ws[bufDelta]
-	gu, act := ws[bufGateUp], ws[bufAct]
+	act := ws[bufAct]
 	if err := ks.launchEmbed(s, b.embed, ws[bufTokens], h, T, H, sh.Vocab); err != nil {
 		return nil, err
 	}
@@ -435,8 +451,7 @@ func (b *Backend) forward(ctx context.Context, p *packed) ([][]float32, error) {
 			},
 			func() error { return ks.launchGemm(s, attn, lw.o, 0, delta, T, H, sh.QDim()) },
 			func() error { return ks.launchAddNorm(s, h, delta, lw.postNorm, xn, T, H, sh.Eps) },
-			func() error { return ks.launchGemm(s, xn, lw.gateUp, 0, gu, T, 2*sh.Inter, H) },
-			func() error { return ks.launchSwiGLU(s, gu, act, T, sh.Inter) },
+			func() error { return ks.launchGemmSwiGLU(s, xn, lw.gateUp, act, T, 2*sh.Inter, H) },
 			func() error { return ks.launchGemm(s, act, lw.down, 0, delta, T, H, sh.Inter) },
 		}
 		for i, step := range steps {

@@ -90,6 +90,7 @@ func TestKernelsOnEmulator(t *testing.T) {
 	}
 	checks := []check{
 		{"Gemm", TestGPUGemm},
+		{"GemmSwiGLU", TestGPUGemmSwiGLU},
 		{"Attention", TestGPUAttention},
 		{"AddNorm", TestGPUAddNorm},
 		{"Rope", TestGPURope},
@@ -125,6 +126,7 @@ func TestWgmmaOnEmulator(t *testing.T) {
 	withEmulator(t)
 	t.Setenv("FAKECUDA_CC_MAJOR", "9")
 	t.Run("Gemm", TestGPUGemm)
+	t.Run("GemmSwiGLU", TestGPUGemmSwiGLU)
 	t.Run("WgmmaCheck", TestGPUWgmmaCheck)
 	// The whole encoder with the backend's GEMMs on wgmma.
 	t.Run("ForwardMatchesFixtureReference", func(t *testing.T) {

@@ -59,6 +59,18 @@ func gemmLaunch(m, n, k int) (launch, error) {
 	return checkGrid("gemm", launch{Grid: dim2(ceilDiv(n, gemmBN), ceilDiv(m, gemmBM)), Block: dim(gemmThreads), Smem: gemmSmemBytes})
 }
 
+// gemmSwiGLULaunch is the geometry of the fused gate/up + SwiGLU GEMM (either
+// variant): n = 2*inter rows of interleaved weights, in pairs of 8-row blocks.
+func gemmSwiGLULaunch(wgmma bool, m, n, k int) (launch, error) {
+	if n%16 != 0 {
+		return launch{}, fmt.Errorf("gemm swiglu %dx%dx%d: N must be a multiple of 16 (gate/up blocks of 8)", m, n, k)
+	}
+	if wgmma {
+		return gemmWLaunch(m, n, k)
+	}
+	return gemmLaunch(m, n, k)
+}
+
 // gemmWLaunch is gemmLaunch for the sm_90a wgmma kernel.
 func gemmWLaunch(m, n, k int) (launch, error) {
 	if m <= 0 || n <= 0 || k <= 0 || k%8 != 0 || n%2 != 0 {

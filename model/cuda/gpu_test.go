@@ -241,6 +241,63 @@ func TestGPUGemm(t *testing.T) {
 	}
 }
 
+// TestGPUGemmSwiGLU checks the fused gate/up GEMM with the SwiGLU
+// epilogue (both variants where present) against float64 products of the
+// separate gate and up weights.
+func TestGPUGemmSwiGLU(t *testing.T) {
+	g := needGPU(t)
+	variants := []bool{false}
+	if g.ks.gemmWgmmaSwiGLU != 0 {
+		variants = append(variants, true)
+	}
+	shapes := [][3]int{{1, 16, 8}, {37, 48, 40}, {130, 320, 160}, {300, 2048, 512}}
+	if emulated {
+		shapes = shapes[:3]
+	}
+	for _, wgmma := range variants {
+		for _, sz := range shapes {
+			m, n, k := sz[0], sz[1], sz[2]
+			inter := n / 2
+			x := g.random(m*k, 1)
+			gate := g.random(inter*k, 2/math.Sqrt(float64(k)))
+			up := g.random(inter*k, 2/math.Sqrt(float64(k)))
+			w := interleaveGateUp(bf16Bytes(gate), bf16Bytes(up), inter, k)
+			wp := g.alloc(len(w))
+			if err := driver.CopyHtoD(wp, w); err != nil {
+				t.Fatal(err)
+			}
+			act := g.poisonBF16(m * inter)
+			if err := g.ks.launchGemmSwiGLUWith(wgmma, g.s, g.bf16(x), wp, act, m, n, k); err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, m*inter)
+			for r := 0; r < m; r++ {
+				for i := 0; i < inter; i++ {
+					var gs, us float64
+					for j := 0; j < k; j++ {
+						gs += float64(x[r*k+j]) * float64(gate[i*k+j])
+						us += float64(x[r*k+j]) * float64(up[i*k+j])
+					}
+					want[r*inter+i] = bf(gs / (1 + math.Exp(-gs)) * us)
+				}
+			}
+			name := "gemm swiglu mma.sync "
+			if wgmma {
+				name = "gemm swiglu wgmma "
+			}
+			compare(t, name+dims3(m, n, k), g.readBF16(act, m*inter), want, 1e-2)
+		}
+	}
+}
+
+func bf16Bytes(v []float32) []byte {
+	b := make([]byte, 2*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint16(b[2*i:], weights.Float32ToBF16(x))
+	}
+	return b
+}
+
 // TestGPUWgmmaCheck: on Hopper the startup check must enable the wgmma
 // GEMM; if it does not, the kernel (or its shared-memory layout) is wrong.
 func TestGPUWgmmaCheck(t *testing.T) {

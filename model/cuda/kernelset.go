@@ -14,16 +14,18 @@ type kernelSet struct {
 	arch    kernels.Arch
 	modules []driver.Module
 
-	gemm      driver.Function         // mma.sync, every arch
-	gemmWgmma driver.Function         // wgmma, sm_90a only (0 elsewhere)
-	useWgmma  bool                    // set once checkWgmma agreed with gemm
-	attn      map[int]driver.Function // by head_dim
-	addNorm   driver.Function
-	rope      driver.Function
-	swiglu    driver.Function
-	embed     driver.Function
-	meanPool  driver.Function
-	normalize driver.Function
+	gemm            driver.Function         // mma.sync, every arch
+	gemmSwiGLU      driver.Function         // mma.sync with the SwiGLU epilogue
+	gemmWgmma       driver.Function         // wgmma, sm_90a only (0 elsewhere)
+	gemmWgmmaSwiGLU driver.Function         // wgmma with the SwiGLU epilogue
+	useWgmma        bool                    // set once checkWgmma agreed with gemm
+	attn            map[int]driver.Function // by head_dim
+	addNorm         driver.Function
+	rope            driver.Function
+	swiglu          driver.Function
+	embed           driver.Function
+	meanPool        driver.Function
+	normalize       driver.Function
 }
 
 // loadKernels JIT-loads the modules into the current context. maxSmem is the
@@ -79,6 +81,7 @@ func loadKernels(major, minor, maxSmem int) (*kernelSet, error) {
 		smem      uint32
 	}{
 		{"gemm", "gemm_bf16_tn", &ks.gemm, gemmSmemBytes},
+		{"gemm", "gemm_bf16_tn_swiglu", &ks.gemmSwiGLU, gemmSmemBytes},
 		{"attention", "attn_fwd_d16", &attn[0], attnSmemBytes(16)},
 		{"attention", "attn_fwd_d64", &attn[1], attnSmemBytes(64)},
 		{"attention", "attn_fwd_d128", &attn[2], attnSmemBytes(128)},
@@ -97,6 +100,10 @@ func loadKernels(major, minor, maxSmem int) (*kernelSet, error) {
 	ks.attn[16], ks.attn[64], ks.attn[128] = attn[0], attn[1], attn[2]
 	if arch == kernels.SM90a {
 		if err := fn("gemm_sm90", "gemm_bf16_tn_wgmma", &ks.gemmWgmma, gemmWSmemBytes); err != nil {
+			ks.unload()
+			return nil, err
+		}
+		if err := fn("gemm_sm90", "gemm_bf16_tn_swiglu_wgmma", &ks.gemmWgmmaSwiGLU, gemmWSmemBytes); err != nil {
 			ks.unload()
 			return nil, err
 		}
@@ -134,6 +141,27 @@ func (ks *kernelSet) launchGemmWith(wgmma bool, s driver.Stream, x, w, r, y driv
 		return err
 	}
 	return ks.gemm.Launch(l.Grid, l.Block, l.Smem, s, x, w, r, y, int32(m), int32(n), int32(k))
+}
+
+// launchGemmSwiGLU: act[m, n/2] = silu(gate) * up from x[m,k] and the
+// interleaved gate/up weight w[n,k] (see interleaveGateUp).
+func (ks *kernelSet) launchGemmSwiGLU(s driver.Stream, x, w, act driver.DevicePtr, m, n, k int) error {
+	return ks.launchGemmSwiGLUWith(ks.useWgmma, s, x, w, act, m, n, k)
+}
+
+func (ks *kernelSet) launchGemmSwiGLUWith(wgmma bool, s driver.Stream, x, w, act driver.DevicePtr, m, n, k int) error {
+	f := ks.gemmSwiGLU
+	if wgmma {
+		if ks.gemmWgmmaSwiGLU == 0 {
+			return fmt.Errorf("gemm swiglu: no wgmma kernel on %s", ks.arch)
+		}
+		f = ks.gemmWgmmaSwiGLU
+	}
+	l, err := gemmSwiGLULaunch(wgmma, m, n, k)
+	if err != nil {
+		return err
+	}
+	return f.Launch(l.Grid, l.Block, l.Smem, s, x, w, act, int32(m), int32(n), int32(k))
 }
 
 func (ks *kernelSet) launchAttention(s driver.Stream, qkv, out, cu, tiles driver.DevicePtr, ntiles int, sh shape) error {

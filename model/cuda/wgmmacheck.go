@@ -21,7 +21,7 @@ func (ks *kernelSet) checkWgmma(s driver.Stream) error {
 	if ks.gemmWgmma == 0 {
 		return nil
 	}
-	const m, n, k = 200, 272, 328
+	const m, n, k = 200, 272, 328 // ragged in every dimension; n%16 == 0 for SwiGLU
 	r := rand.New(rand.NewPCG(20261122, 1))
 	bf16 := func(count int, scale float64) []byte {
 		b := make([]byte, 2*count)
@@ -59,31 +59,52 @@ func (ks *kernelSet) checkWgmma(s driver.Stream) error {
 	if err != nil {
 		return err
 	}
-	var outs [2][]float32
-	for i, wg := range []bool{false, true} {
-		y, err := dev(nil, 2*m*n)
+	// Both epilogues: the plain product with a residual, and SwiGLU (n is a
+	// multiple of 16, so w reads as interleaved gate/up rows).
+	run := func(wg, swiglu bool) ([]float32, error) {
+		outN := n
+		if swiglu {
+			outN = n / 2
+		}
+		y, err := dev(nil, 2*m*outN)
+		if err != nil {
+			return nil, err
+		}
+		if swiglu {
+			err = ks.launchGemmSwiGLUWith(wg, s, x, w, y, m, n, k)
+		} else {
+			err = ks.launchGemmWith(wg, s, x, w, res, y, m, n, k)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Synchronize(); err != nil {
+			return nil, fmt.Errorf("wgmma check: %w", err)
+		}
+		raw := make([]byte, 2*m*outN)
+		if err := driver.CopyDtoH(raw, y); err != nil {
+			return nil, err
+		}
+		out := make([]float32, m*outN)
+		weights.ToFloat32(out, raw, weights.BF16)
+		return out, nil
+	}
+	for _, swiglu := range []bool{false, true} {
+		ref, err := run(false, swiglu)
 		if err != nil {
 			return err
 		}
-		if err := ks.launchGemmWith(wg, s, x, w, res, y, m, n, k); err != nil {
+		got, err := run(true, swiglu)
+		if err != nil {
 			return err
 		}
-		if err := s.Synchronize(); err != nil {
-			return fmt.Errorf("wgmma check: %w", err)
+		if rel, ok := agree(ref, got); !ok {
+			slog.Warn("cuda: wgmma GEMM disagrees with the mma.sync GEMM; using mma.sync", "swiglu", swiglu, "relative_difference", rel)
+			return nil
 		}
-		raw := make([]byte, 2*m*n)
-		if err := driver.CopyDtoH(raw, y); err != nil {
-			return err
-		}
-		outs[i] = make([]float32, m*n)
-		weights.ToFloat32(outs[i], raw, weights.BF16)
 	}
-	if rel, ok := agree(outs[0], outs[1]); ok {
-		ks.useWgmma = true
-		slog.Debug("cuda: wgmma GEMM enabled", "relative_difference", rel)
-	} else {
-		slog.Warn("cuda: wgmma GEMM disagrees with the mma.sync GEMM; using mma.sync", "relative_difference", rel)
-	}
+	ks.useWgmma = true
+	slog.Debug("cuda: wgmma GEMM enabled")
 	return nil
 }
 

@@ -26,7 +26,6 @@ const (
 	bufQKV       = "qkv"        // bf16 [T, q+2kv]
 	bufAttn      = "attn"       // bf16 [T, heads*head_dim]
 	bufDelta     = "delta"      // bf16 [T, hidden]
-	bufGateUp    = "gate_up"    // bf16 [T, 2*inter]
 	bufAct       = "act"        // bf16 [T, inter]
 	bufPooled    = "pooled"     // fp32 [S, hidden]
 	bufOut       = "out"        // fp32 [S, hidden]
@@ -63,7 +62,6 @@ func planWorkspace(s shape, maxTokens int) (workspacePlan, error) {
 		{bufQKV, 2 * T * int64(s.QKVDim())},
 		{bufAttn, 2 * T * int64(s.QDim())},
 		{bufDelta, 2 * T * h},
-		{bufGateUp, 2 * T * 2 * int64(s.Inter)},
 		{bufAct, 2 * T * int64(s.Inter)},
 		{bufPooled, 4 * S * h},
 		{bufOut, 4 * S * h},
