@@ -85,7 +85,7 @@ done
 		/Used [0-9]+ registers/ {
 			regs = $2; smem = 0
 			if (match($0, /[0-9]+ bytes smem/)) smem = substr($0, RSTART, RLENGTH - 11)
-			printf "%-7s %-20s %4d regs  %4d st %4d ld  %4d stack  %6d smem\n", arch, fn, regs, st, ld, stack, smem
+			printf "%-7s %-26s %4d regs  %4d st %4d ld  %4d stack  %6d smem\n", arch, fn, regs, st, ld, stack, smem
 		}
 	' "$report"
 } >"$tmp/summary"

@@ -76,6 +76,13 @@ func BenchmarkGPUGemm(b *testing.B) {
 				b.ReportMetric(ms, "ms/gemm")
 				b.ReportMetric(2*float64(m)*float64(nn)*float64(k)/(ms*1e-3)/1e12, "TFLOP/s")
 			})
+			if nn == 16384 { // the gate/up shape: also with the SwiGLU epilogue
+				b.Run("swiglu/"+name, func(b *testing.B) {
+					ms := timeGPU(b, g.s, 20, func() error { return g.ks.launchGemmSwiGLUWith(wg, g.s, xp, wp, y, m, nn, k) })
+					b.ReportMetric(ms, "ms/gemm")
+					b.ReportMetric(2*float64(m)*float64(nn)*float64(k)/(ms*1e-3)/1e12, "TFLOP/s")
+				})
+			}
 		}
 	}
 }
