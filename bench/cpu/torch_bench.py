@@ -117,6 +117,20 @@ def blas_library():
     return sorted(libs)
 
 
+def openblas_core():
+    """The kernel family OpenBLAS chose (or was told to use), if it is loaded."""
+    import ctypes
+    for path in blas_library():
+        if "openblas" in os.path.basename(path):
+            try:
+                lib = ctypes.CDLL(path)
+                lib.openblas_get_corename.restype = ctypes.c_char_p
+                return lib.openblas_get_corename().decode()
+            except (OSError, AttributeError):
+                return None
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["bench", "embed"])
@@ -158,7 +172,7 @@ def main():
         "latency_p50_ms": 1000 * p50, "latency_mean_ms": 1000 * sum(lat) / len(lat),
         "latency_min_ms": 1000 * s[0],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "load_s": load_s, "blas": blas_library(),
+        "load_s": load_s, "blas": blas_library(), "openblas_core": openblas_core(),
     }))
 
 

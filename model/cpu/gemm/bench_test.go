@@ -81,7 +81,8 @@ func BenchmarkPackWeight(b *testing.B) {
 				for b.Loop() {
 					for j0 := 0; j0 < w.N; j0 += blockN {
 						for k0 := 0; k0 < w.K; k0 += blockK {
-							weightB{w}.pack(dst, 32, j0, blockN, k0, blockK)
+							src := bSource{kind: bWeight, w: w}
+							src.pack(dst, 32, j0, blockN, k0, blockK)
 						}
 					}
 				}

@@ -51,15 +51,17 @@ func linearMulti(outs [][]float32, x []float32, ws []Weight, m int) {
 	}
 	targets := make([]cTarget, len(ws))
 	for i, w := range ws {
-		targets[i] = cTarget{weightB{w}, outs[i], w.N, w.N}
+		targets[i] = cTarget{bSource{kind: bWeight, w: w}, outs[i], w.N, w.N}
 	}
-	gemmMulti(active, m, ws[0].K, x, ws[0].K, targets, true)
+	gemmMulti(active, m, ws[0].K, x, ws[0].K, targets)
 }
 
 func sgemmNT(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	gemm(active, m, n, k, a, lda, ntB{b, ldb}, c, ldc, false)
+	tg := cTarget{bSource{kind: bRowsNT, f: b, ld: ldb}, c, ldc, n}
+	gemmSerial(active, m, k, a, lda, &tg)
 }
 
 func sgemmNN(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	gemm(active, m, n, k, a, lda, nnB{b, ldb}, c, ldc, false)
+	tg := cTarget{bSource{kind: bRowsNN, f: b, ld: ldb}, c, ldc, n}
+	gemmSerial(active, m, k, a, lda, &tg)
 }

@@ -413,3 +413,19 @@ func TestPackMatchesUnpacked(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmNoAllocs checks attention's products allocate nothing once the
+// pools are warm: they run per head and per query block.
+func TestSgemmNoAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	const m, n, k = 64, 128, 64
+	a, b, v := randSlice(rng, m*k), randSlice(rng, n*k), randSlice(rng, n*k)
+	c, o := make([]float32, m*n), make([]float32, m*k)
+	allocs := testing.AllocsPerRun(20, func() {
+		SgemmNT(m, n, k, a, k, b, k, c, n)
+		SgemmNN(m, k, n, c, n, v, k, o, k)
+	})
+	if allocs > 0 {
+		t.Errorf("SgemmNT+SgemmNN allocate %.1f times per call pair, want 0", allocs)
+	}
+}
