@@ -10,7 +10,7 @@ const { Tokenizer } = require("@anush008/tokenizers");
 
 async function main() {
   const [tokFile, batchArg] = process.argv.slice(2);
-  const batch = Number(batchArg || 1024);
+  const batch = Number(batchArg || 8192); // its fastest in our runs (1024: ~20% slower)
   const tok = Tokenizer.fromFile(tokFile);
   const lines = fs.readFileSync(0, "utf8").split("\n");
   if (lines[lines.length - 1] === "") lines.pop();
