@@ -1,5 +1,7 @@
 package gemm
 
+//go:generate sh -c "go run gen_kernels.go > kernels_amd64.s"
+
 import "golang.org/x/sys/cpu"
 
 //go:noescape
