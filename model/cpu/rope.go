@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 
+	"llamaembed/model"
 	"llamaembed/weights"
 )
 
@@ -15,40 +16,9 @@ type rope struct {
 	cos, sin []float32 // [positions][half]
 }
 
-// newRope builds the inverse frequencies of a config: theta^(-2j/headDim),
-// rescaled per llama3 when the config asks for it.
+// newRope builds the tables' inverse frequencies from the config.
 func newRope(cfg *weights.Config) *rope {
-	half := cfg.HeadDim / 2
-	inv := make([]float64, half)
-	for j := range inv {
-		inv[j] = 1 / math.Pow(cfg.RopeTheta, float64(2*j)/float64(cfg.HeadDim))
-	}
-	if rs := cfg.RopeScaling; rs != nil && rs.Type == "llama3" {
-		llama3Scale(inv, rs)
-	}
-	return &rope{half: half, invFreq: inv}
-}
-
-// llama3Scale applies transformers' _compute_llama3_parameters: wavelengths
-// longer than original/low_freq_factor are slowed by factor, those shorter
-// than original/high_freq_factor are kept, and those between are blended
-// linearly in original/wavelen.
-func llama3Scale(inv []float64, rs *weights.RopeScaling) {
-	old := float64(rs.OriginalMaxPositionEmbeddings)
-	lowWavelen := old / rs.LowFreqFactor
-	highWavelen := old / rs.HighFreqFactor
-	for j, f := range inv {
-		wavelen := 2 * math.Pi / f
-		switch {
-		case wavelen < highWavelen:
-			// high frequency: unchanged
-		case wavelen > lowWavelen:
-			inv[j] = f / rs.Factor
-		default:
-			smooth := (old/wavelen - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
-			inv[j] = (1-smooth)*f/rs.Factor + smooth*f
-		}
-	}
+	return &rope{half: cfg.HeadDim / 2, invFreq: model.RopeInvFreq(cfg, cfg.HeadDim)}
 }
 
 // ensure extends the tables to cover positions 0..n-1.

@@ -194,7 +194,7 @@ func (b *Backend) init(w *weights.Model, dev driver.Device, inf driver.Info) err
 	if err := b.uploadWeights(w); err != nil {
 		return err
 	}
-	cos, sin := ropeTables(invFreq(w.Config, b.sh.HeadDim), b.opts.MaxSeqLen)
+	cos, sin := ropeTables(model.RopeInvFreq(w.Config, b.sh.HeadDim), b.opts.MaxSeqLen)
 	if b.cos, err = b.upload("rope cos", float32Bytes(cos)); err != nil {
 		return err
 	}

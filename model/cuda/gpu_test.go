@@ -394,7 +394,7 @@ func TestGPURope(t *testing.T) {
 			t.Fatal(err)
 		}
 		T := len(p.Tokens)
-		cos, sin := ropeTables(invFreq(cfg, sh.HeadDim), 1000)
+		cos, sin := ropeTables(model.RopeInvFreq(cfg, sh.HeadDim), 1000)
 		qkv := g.random(T*sh.QKVDim(), 3)
 		dev := g.bf16(qkv)
 		if err := g.ks.launchRope(g.s, dev, g.i32(p.Positions), g.f32(cos), g.f32(sin), T, sh); err != nil {

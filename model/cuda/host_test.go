@@ -289,8 +289,8 @@ func TestLaunchGeometry(t *testing.T) {
 
 func TestInvFreqLlama3(t *testing.T) {
 	cfg := nemotron1b()
-	inv := invFreq(cfg, 64)
-	plain := invFreq(&weights.Config{RopeTheta: 500000}, 64)
+	inv := model.RopeInvFreq(cfg, 64)
+	plain := model.RopeInvFreq(&weights.Config{RopeTheta: 500000}, 64)
 	if len(inv) != 32 || inv[0] != 1 || plain[0] != 1 {
 		t.Fatalf("inv[0] = %v, %v", inv[0], plain[0])
 	}

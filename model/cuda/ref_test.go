@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 
+	"llamaembed/model"
 	"llamaembed/weights"
 )
 
@@ -207,7 +208,7 @@ func loadRefModel(w *weights.Model, maxPos int) (*refModel, error) {
 		rl.down = f(p + "mlp.down_proj.weight")
 		m.layers = append(m.layers, rl)
 	}
-	m.cos, m.sin = ropeTables(invFreq(w.Config, sh.HeadDim), maxPos)
+	m.cos, m.sin = ropeTables(model.RopeInvFreq(w.Config, sh.HeadDim), maxPos)
 	return m, err
 }
 
