@@ -23,27 +23,13 @@ import (
 )
 
 // refCase is one case of testdata/tiny-llama-a.json.
-type refCase struct {
-	Text      string    `json:"text"`
-	IDs       []int32   `json:"ids"`
-	Dims      int       `json:"dims"`
-	Embedding []float64 `json:"embedding"`
-}
+type refCase = fixture.ReferenceCase
 
 func loadReference(t *testing.T) []refCase {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/tiny-llama-a.json")
+	ref, err := fixture.LoadReference("../testdata/tiny-llama-a.json")
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ref struct {
-		Cases []refCase `json:"cases"`
-	}
-	if err := json.Unmarshal(data, &ref); err != nil {
-		t.Fatalf("parse tiny-llama-a.json: %v", err)
-	}
-	if len(ref.Cases) == 0 {
-		t.Fatal("tiny-llama-a.json has no cases")
 	}
 	return ref.Cases
 }

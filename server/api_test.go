@@ -10,32 +10,21 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
 	"llamaembed/tokenizer"
+	"llamaembed/weights/fixture"
 )
 
 // refCase is one case of testdata/tiny-llama-a.json: embeddings computed in
 // float64 by the reference implementation.
-type refCase struct {
-	Text      string    `json:"text"`
-	IDs       []int32   `json:"ids"`
-	Dims      int       `json:"dims"`
-	Embedding []float64 `json:"embedding"`
-}
+type refCase = fixture.ReferenceCase
 
 func loadReference(t *testing.T) []refCase {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/tiny-llama-a.json")
+	ref, err := fixture.LoadReference("../testdata/tiny-llama-a.json")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct {
-		Cases []refCase `json:"cases"`
-	}
-	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
 	}
 	return ref.Cases

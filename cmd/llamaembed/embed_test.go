@@ -43,21 +43,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type refCase struct {
-	Text      string    `json:"text"`
-	IDs       []int32   `json:"ids"`
-	Dims      int       `json:"dims"`
-	Embedding []float64 `json:"embedding"`
-}
+type refCase = fixture.ReferenceCase
 
 func referenceCases(t *testing.T) []refCase {
 	t.Helper()
-	data, err := os.ReadFile("../../testdata/tiny-llama-a.json")
+	ref, err := fixture.LoadReference("../../testdata/tiny-llama-a.json")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct{ Cases []refCase }
-	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
 	}
 	return ref.Cases

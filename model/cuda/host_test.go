@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -406,21 +405,11 @@ func TestNewWithoutGPUIsErrNoDevice(t *testing.T) {
 	}
 }
 
-type refCase struct {
-	IDs       []int32   `json:"ids"`
-	Dims      int       `json:"dims"`
-	Embedding []float64 `json:"embedding"`
-}
+type refCase = fixture.ReferenceCase
 
 func loadRefCases(t testing.TB) []refCase {
-	raw, err := os.ReadFile("../../testdata/tiny-llama-a.json")
+	ref, err := fixture.LoadReference("../../testdata/tiny-llama-a.json")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct {
-		Cases []refCase `json:"cases"`
-	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
 		t.Fatal(err)
 	}
 	return ref.Cases
