@@ -53,9 +53,20 @@ func rmsNormRow(out, x, weight []float32, eps float64) {
 func swiGLU(gate, up []float32) {
 	const chunk = 4096
 	parallelFor((len(gate)+chunk-1)/chunk, func(lo, hi int) {
-		for i := lo * chunk; i < min(hi*chunk, len(gate)); i++ {
-			g := float64(gate[i])
-			gate[i] = float32(g/(1+math.Exp(-g))) * up[i]
+		// e^-g for a block at a time goes through expSlice (vectorised);
+		// the block lives on the stack.
+		var e [256]float32
+		for b := lo * chunk; b < min(hi*chunk, len(gate)); b += len(e) {
+			g := gate[b:min(b+len(e), hi*chunk, len(gate))]
+			eb := e[:len(g)]
+			for i, v := range g {
+				eb[i] = -v
+			}
+			expSlice(eb, eb)
+			u := up[b : b+len(g)]
+			for i, v := range g {
+				g[i] = float32(float64(v)/(1+float64(eb[i]))) * u[i]
+			}
 		}
 	})
 }
@@ -76,11 +87,13 @@ func softmaxRow(row []float32) {
 			m = v
 		}
 	}
-	var sum float64
 	for i, v := range row {
-		e := math.Exp(float64(v - m))
-		row[i] = float32(e)
-		sum += e
+		row[i] = v - m
+	}
+	expSlice(row, row)
+	var sum float64
+	for _, e := range row {
+		sum += float64(e)
 	}
 	inv := float32(1 / sum)
 	for i := range row {
