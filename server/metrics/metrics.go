@@ -152,22 +152,29 @@ func (c *CounterVec) Add(v float64, labelValues ...string) {
 func (c *CounterVec) Inc(labelValues ...string) { c.Add(1, labelValues...) }
 
 // Value returns the current value for the label values (0 if never touched).
-func (c *CounterVec) Value(labelValues ...string) float64 {
-	p := c.s.get(labelValues)
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+func (c *CounterVec) Value(labelValues ...string) float64 { return scalarValue(&c.s, labelValues) }
+
+func (c *CounterVec) write(w io.Writer) { writeScalars(w, &c.s, "counter") }
+
+// scalarValue reads one value of a counter or gauge.
+func scalarValue(s *series[float64], labelValues []string) float64 {
+	p := s.get(labelValues)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return *p
 }
 
-func (c *CounterVec) write(w io.Writer) {
-	c.s.header(w, "counter")
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	if len(c.s.labels) == 0 && len(c.s.values) == 0 {
-		fmt.Fprintf(w, "%s 0\n", c.s.n)
+// writeScalars writes a counter or gauge: one line per label tuple, or a
+// single 0 for an unlabelled series never touched.
+func writeScalars(w io.Writer, s *series[float64], typ string) {
+	s.header(w, typ)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.labels) == 0 && len(s.values) == 0 {
+		fmt.Fprintf(w, "%s 0\n", s.n)
 	}
-	for _, k := range c.s.sorted() {
-		fmt.Fprintf(w, "%s%s %s\n", c.s.n, labelString(c.s.labels, c.s.keys[k], "", ""), formatFloat(*c.s.values[k]))
+	for _, k := range s.sorted() {
+		fmt.Fprintf(w, "%s%s %s\n", s.n, labelString(s.labels, s.keys[k], "", ""), formatFloat(*s.values[k]))
 	}
 }
 
@@ -200,24 +207,9 @@ func (g *GaugeVec) Add(v float64, labelValues ...string) {
 }
 
 // Value returns the current value.
-func (g *GaugeVec) Value(labelValues ...string) float64 {
-	p := g.s.get(labelValues)
-	g.s.mu.Lock()
-	defer g.s.mu.Unlock()
-	return *p
-}
+func (g *GaugeVec) Value(labelValues ...string) float64 { return scalarValue(&g.s, labelValues) }
 
-func (g *GaugeVec) write(w io.Writer) {
-	g.s.header(w, "gauge")
-	g.s.mu.Lock()
-	defer g.s.mu.Unlock()
-	if len(g.s.labels) == 0 && len(g.s.values) == 0 {
-		fmt.Fprintf(w, "%s 0\n", g.s.n)
-	}
-	for _, k := range g.s.sorted() {
-		fmt.Fprintf(w, "%s%s %s\n", g.s.n, labelString(g.s.labels, g.s.keys[k], "", ""), formatFloat(*g.s.values[k]))
-	}
-}
+func (g *GaugeVec) write(w io.Writer) { writeScalars(w, &g.s, "gauge") }
 
 // HistogramVec counts observations into cumulative buckets per label tuple.
 type HistogramVec struct {
